@@ -1,0 +1,258 @@
+"""The H3 study area: :class:`HexGrid`.
+
+Cells are kept as sorted ``uint64`` H3 ids; strings appear only at the edges
+(GeoJSON, output files, ``repr``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+
+import h3
+import numpy as np
+from h3.api import numpy_int as h3i
+
+from .events import EventSet
+from .geo import LocalProjection
+
+__all__ = ["HexGrid", "latlng_to_cells"]
+
+
+def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarray:
+    """H3 cell (uint64) of every point, exactly as ``h3.latlng_to_cell`` computes it.
+
+    h3-py has no array version, so the call is made once per *distinct*
+    (lat, lon) pair (police data repeat block-level points a lot).
+    """
+    lat = np.ascontiguousarray(lat, dtype=np.float64)
+    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    if lat.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    pairs = np.empty(lat.size, dtype=[("a", "f8"), ("b", "f8")])
+    pairs["a"], pairs["b"] = lat, lon
+    uniq, inverse = np.unique(pairs, return_inverse=True)
+    f = h3i.latlng_to_cell
+    cells = np.fromiter(
+        (f(a, b, resolution) for a, b in zip(uniq["a"].tolist(), uniq["b"].tolist())),
+        dtype=np.uint64,
+        count=uniq.size,
+    )
+    return cells[inverse.ravel()]
+
+
+def _check_resolution(resolution) -> int:
+    if not isinstance(resolution, (int, np.integer)) or not 0 <= int(resolution) <= 15:
+        raise ValueError(f"H3 resolution must be an integer in 0..15, got {resolution!r}")
+    return int(resolution)
+
+
+class HexGrid:
+    """A set of H3 cells at one resolution: the study area of a model.
+
+    Build with :meth:`from_events`, :meth:`from_geojson` or :meth:`from_cells`.
+
+    Attributes
+    ----------
+    cells : ndarray of uint64
+        Sorted H3 cell ids.
+    resolution : int
+        H3 resolution (9 ≈ 0.105 km² cells, 201 m edge).
+    projection : LocalProjection
+        Local metric frame centred on the grid (metres).
+    """
+
+    def __init__(self, cells, resolution: int):
+        cells = np.unique(np.asarray(cells, dtype=np.uint64))
+        if cells.size == 0:
+            raise ValueError("a HexGrid needs at least one cell")
+        res = {h3i.get_resolution(c) for c in cells[:: max(1, cells.size // 64)]}
+        if res != {resolution}:
+            raise ValueError(f"cells have resolution(s) {sorted(res)}, expected {resolution}")
+        cells.flags.writeable = False
+        self.cells = cells
+        self.resolution = int(resolution)
+        self._neighbours: dict[int, tuple] = {}
+
+    # ---------------------------------------------------------------- builders
+    @classmethod
+    def from_cells(cls, cells, resolution: int | None = None) -> "HexGrid":
+        """Grid from H3 ids (ints, uint64 or hex strings)."""
+        cells = list(cells)
+        if cells and isinstance(cells[0], str):
+            cells = [h3.str_to_int(c) for c in cells]
+        arr = np.asarray(cells, dtype=np.uint64)
+        if resolution is None:
+            resolution = int(h3i.get_resolution(arr[0]))
+        return cls(arr, _check_resolution(resolution))
+
+    @classmethod
+    def from_events(cls, events: EventSet, resolution: int = 9, buffer_rings: int = 1) -> "HexGrid":
+        """Every cell holding an event, plus ``buffer_rings`` rings around them."""
+        resolution = _check_resolution(resolution)
+        if buffer_rings < 0:
+            raise ValueError(f"buffer_rings must be >= 0, got {buffer_rings}")
+        if len(events) == 0:
+            raise ValueError("cannot build a grid from an empty EventSet")
+        base = np.unique(latlng_to_cells(events.lat, events.lon, resolution))
+        if buffer_rings:
+            parts = [h3i.grid_disk(int(c), buffer_rings) for c in base]
+            base = np.unique(np.concatenate(parts))
+        return cls(base, resolution)
+
+    @classmethod
+    def from_geojson(cls, geojson, resolution: int = 9) -> "HexGrid":
+        """Cells whose centres lie in a GeoJSON Polygon/MultiPolygon (holes respected).
+
+        ``geojson`` is a dict (geometry, Feature or FeatureCollection), a JSON
+        string or a path. Coordinates are lon/lat (RFC 7946).
+        """
+        resolution = _check_resolution(resolution)
+        if isinstance(geojson, (str, os.PathLike)) and os.path.exists(os.fspath(geojson)):
+            with open(geojson) as fh:
+                geojson = json.load(fh)
+        elif isinstance(geojson, str):
+            geojson = json.loads(geojson)
+        geoms = []
+        kind = geojson.get("type")
+        if kind == "FeatureCollection":
+            geoms = [f["geometry"] for f in geojson["features"]]
+        elif kind == "Feature":
+            geoms = [geojson["geometry"]]
+        elif kind in ("Polygon", "MultiPolygon"):
+            geoms = [geojson]
+        else:
+            raise ValueError(f"expected a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection, got type {kind!r}")
+        cells = []
+        for g in geoms:
+            if g.get("type") not in ("Polygon", "MultiPolygon"):
+                raise ValueError(f"unsupported geometry type {g.get('type')!r} (Polygon or MultiPolygon expected)")
+            cells.append(np.asarray(h3i.geo_to_cells(g, resolution), dtype=np.uint64))
+        cells = np.unique(np.concatenate(cells)) if cells else np.zeros(0, np.uint64)
+        if cells.size == 0:
+            raise ValueError(f"the polygon contains no H3 cell centre at resolution {resolution}; use a finer resolution")
+        return cls(cells, resolution)
+
+    # -------------------------------------------------------------- properties
+    def __len__(self) -> int:
+        return int(self.cells.size)
+
+    def __repr__(self) -> str:
+        return f"HexGrid({len(self)} cells, resolution {self.resolution}, {self.area_m2.sum() / 1e6:.2f} km²)"
+
+    @property
+    def cell_ids(self) -> np.ndarray:
+        """H3 ids as strings (for output files)."""
+        return np.array([h3.int_to_str(int(c)) for c in self.cells])
+
+    @cached_property
+    def centroids_latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell centres ``(lat, lon)`` in degrees."""
+        ll = np.array([h3i.cell_to_latlng(int(c)) for c in self.cells], dtype=float)
+        return ll[:, 0].copy(), ll[:, 1].copy()
+
+    @cached_property
+    def projection(self) -> LocalProjection:
+        lat, lon = self.centroids_latlon
+        return LocalProjection.centred_on(lat, lon)
+
+    @cached_property
+    def centroids_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cell centres in metres on :attr:`projection`."""
+        return self.projection.forward(*self.centroids_latlon)
+
+    @cached_property
+    def area_m2(self) -> np.ndarray:
+        """Exact area of each cell in square metres."""
+        return np.array([h3i.cell_area(int(c), unit="m^2") for c in self.cells], dtype=float)
+
+    @property
+    def edge_length_m(self) -> float:
+        """Average hexagon edge length at this resolution, metres."""
+        return float(h3.average_hexagon_edge_length(self.resolution, unit="m"))
+
+    # -------------------------------------------------------------- operations
+    def index_of(self, cells) -> np.ndarray:
+        """Position of each H3 id in :attr:`cells` (int64, -1 when not in the grid)."""
+        cells = np.asarray(cells, dtype=np.uint64)
+        pos = np.searchsorted(self.cells, cells)
+        pos = np.minimum(pos, self.cells.size - 1)
+        return np.where(self.cells[pos] == cells, pos, -1).astype(np.int64)
+
+    def assign(self, events_or_lat, lon=None) -> np.ndarray:
+        """Cell index (int64 into :attr:`cells`, -1 outside the grid) of every event.
+
+        Accepts an :class:`EventSet` or two arrays ``(lat, lon)`` in degrees.
+        """
+        if isinstance(events_or_lat, EventSet):
+            lat, lon = events_or_lat.lat, events_or_lat.lon
+        else:
+            lat = events_or_lat
+            if lon is None:
+                raise TypeError("assign(lat, lon) needs both arrays")
+        return self.index_of(latlng_to_cells(lat, lon, self.resolution))
+
+    def neighbours(self, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cells within ``k`` rings of each cell, as CSR arrays.
+
+        Returns ``(indptr, indices, ring)``: for cell ``i`` the neighbours are
+        ``indices[indptr[i]:indptr[i+1]]`` (indices into :attr:`cells`, only
+        cells that are in the grid, the cell itself first at ring 0) and
+        ``ring`` holds their H3 grid distance (0..k). int64 arrays.
+        """
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if k in self._neighbours:
+            return self._neighbours[k]
+        indptr = np.zeros(self.cells.size + 1, dtype=np.int64)
+        idx_parts, ring_parts = [], []
+        for i, c in enumerate(self.cells):
+            c = int(c)
+            ids, rings = [], []
+            for r in range(k + 1):
+                ring_cells = [c] if r == 0 else h3i.grid_ring(c, r)
+                pos = self.index_of(np.asarray(ring_cells, dtype=np.uint64))
+                pos = np.sort(pos[pos >= 0])
+                ids.append(pos)
+                rings.append(np.full(pos.size, r, dtype=np.int64))
+            ids = np.concatenate(ids)
+            idx_parts.append(ids)
+            ring_parts.append(np.concatenate(rings))
+            indptr[i + 1] = indptr[i] + ids.size
+        out = (indptr, np.concatenate(idx_parts).astype(np.int64), np.concatenate(ring_parts))
+        for a in out:
+            a.flags.writeable = False
+        self._neighbours[k] = out
+        return out
+
+    def boundaries_lonlat(self) -> list[list[tuple[float, float]]]:
+        """Closed, counter-clockwise exterior ring of each cell in (lon, lat) order."""
+        rings = []
+        for c in self.cells:
+            pts = [(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))]
+            # shoelace: positive area = counter-clockwise in (lon, lat)
+            area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
+            if area < 0:
+                pts = pts[::-1]
+            pts.append(pts[0])
+            rings.append(pts)
+        return rings
+
+    def to_geojson(self, properties: dict | None = None) -> dict:
+        """FeatureCollection of the cells (RFC 7946: lon/lat, closed CCW rings).
+
+        ``properties`` maps a name to an array of per-cell values to attach.
+        """
+        properties = properties or {}
+        feats = []
+        ids = self.cell_ids
+        for i, ring in enumerate(self.boundaries_lonlat()):
+            props = {"h3": str(ids[i])}
+            for name, values in properties.items():
+                v = values[i]
+                props[name] = v.item() if hasattr(v, "item") else v
+            feats.append(
+                {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}, "properties": props}
+            )
+        return {"type": "FeatureCollection", "features": feats}

@@ -1,0 +1,32 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RISKGRID_QUIET", "1")
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(name: str) -> Path:
+    """Path of a file in ../shared/data, or skip the test with a clear message."""
+    path = DATA_DIR / name
+    if not path.exists():
+        pytest.skip(f"real-data file {path} not present (../shared/data is outside the repository)")
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def sim_city():
+    import riskgrid as rg
+
+    df = rg.simulate(n_days=200, background_rate=15, theta=0.3, omega=0.3, sigma_m=80, seed=7)
+    events = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(events, resolution=9)
+    return df, events, grid

@@ -1,0 +1,104 @@
+import json
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+
+import riskgrid as rg
+from riskgrid import HexGrid
+
+
+def test_assign_agrees_with_h3_including_cell_edges(rng):
+    lat = rng.uniform(41.7, 41.95, 3000)
+    lon = rng.uniform(-87.8, -87.55, 3000)
+    # points a hair away from cell vertices and edge midpoints
+    cells = {h3.latlng_to_cell(a, b, 9) for a, b in zip(lat[:200], lon[:200])}
+    edge_pts = []
+    for c in cells:
+        bnd = h3.cell_to_boundary(c)
+        for (a1, b1), (a2, b2) in zip(bnd, bnd[1:] + bnd[:1]):
+            for f in (0.0, 0.5, 0.999):
+                for eps in (1e-9, -1e-9):
+                    edge_pts.append((a1 + f * (a2 - a1) + eps, b1 + f * (b2 - b1) - eps))
+    ep = np.array(edge_pts)
+    lat = np.concatenate([lat, ep[:, 0]])
+    lon = np.concatenate([lon, ep[:, 1]])
+    expected = np.array([h3.str_to_int(h3.latlng_to_cell(a, b, 9)) for a, b in zip(lat, lon)], dtype=np.uint64)
+    np.testing.assert_array_equal(rg.latlng_to_cells(lat, lon, 9), expected)
+    df = pd.DataFrame({"timestamp": pd.Timestamp("2020-01-01"), "lat": lat, "lon": lon})
+    ev = rg.EventSet.from_frame(df)
+    grid = HexGrid.from_events(ev, resolution=9, buffer_rings=0)
+    idx = grid.assign(ev)
+    assert (idx >= 0).all()
+    ev_cells = rg.latlng_to_cells(ev.lat, ev.lon, 9)
+    np.testing.assert_array_equal(grid.cells[idx], ev_cells)
+    # outside the grid -> -1
+    assert grid.assign(np.array([10.0]), np.array([10.0]))[0] == -1
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_csr_neighbours_match_grid_disk(sim_city, k):
+    _, _, grid = sim_city
+    indptr, indices, ring = grid.neighbours(k)
+    assert indptr.shape == (len(grid) + 1,)
+    cellset = set(int(c) for c in grid.cells)
+    for i in range(0, len(grid), max(1, len(grid) // 150)):
+        c = int(grid.cells[i])
+        got = grid.cells[indices[indptr[i]:indptr[i + 1]]]
+        exp = {d for d in h3.api.basic_int.grid_disk(c, k) if d in cellset}
+        assert set(int(g) for g in got) == exp
+        assert len(got) == len(exp)
+        assert got[0] == c and ring[indptr[i]] == 0
+        for g, r in zip(got, ring[indptr[i]:indptr[i + 1]]):
+            assert h3.api.basic_int.grid_distance(c, int(g)) == r
+
+
+def test_from_events_buffer_and_properties(sim_city):
+    _, events, grid = sim_city
+    grid0 = HexGrid.from_events(events, resolution=9, buffer_rings=0)
+    assert len(grid) > len(grid0)
+    assert np.all(np.diff(grid.cells.astype(np.int64)) > 0) or np.all(grid.cells[1:] > grid.cells[:-1])
+    assert grid.cells.dtype == np.uint64
+    np.testing.assert_allclose(grid.area_m2.mean(), 105_333, rtol=0.05)
+    lat, lon = grid.centroids_latlon
+    c0 = h3.cell_to_latlng(h3.int_to_str(int(grid.cells[0])))
+    assert (lat[0], lon[0]) == pytest.approx(c0)
+    x, y = grid.centroids_xy
+    assert np.abs(x).max() < 20_000
+
+
+def test_geojson_round_trip_and_rfc7946(sim_city):
+    _, _, grid = sim_city
+    gj = grid.to_geojson({"value": np.arange(len(grid))})
+    assert gj["type"] == "FeatureCollection" and len(gj["features"]) == len(grid)
+    for f in gj["features"][:50]:
+        ring = f["geometry"]["coordinates"][0]
+        assert ring[0] == ring[-1]
+        xs, ys = np.array(ring).T
+        assert np.all((xs < -87) & (xs > -88.5)) and np.all((ys > 41) & (ys < 42.5))  # lon, lat order
+        area = np.sum(xs[:-1] * ys[1:] - xs[1:] * ys[:-1])
+        assert area > 0  # counter-clockwise
+    sub = {"type": "FeatureCollection", "features": gj["features"][:40]}
+    back = HexGrid.from_geojson(json.dumps({"type": "MultiPolygon", "coordinates": [f["geometry"]["coordinates"] for f in sub["features"]]}), 9)
+    assert set(back.cells) == set(grid.cells[:40])
+
+
+def test_from_geojson_polygon_with_hole(tmp_path):
+    outer = [[-87.70, 41.80], [-87.60, 41.80], [-87.60, 41.90], [-87.70, 41.90], [-87.70, 41.80]]
+    hole = [[-87.67, 41.83], [-87.63, 41.83], [-87.63, 41.87], [-87.67, 41.87], [-87.67, 41.83]]
+    full = HexGrid.from_geojson({"type": "Polygon", "coordinates": [outer]}, 9)
+    path = tmp_path / "area.geojson"
+    path.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [outer, hole]}}))
+    holed = HexGrid.from_geojson(str(path), 9)
+    assert 0 < len(holed) < len(full)
+    lat, lon = holed.centroids_latlon
+    inside_hole = (lat > 41.835) & (lat < 41.865) & (lon > -87.665) & (lon < -87.635)
+    assert not inside_hole.any()
+    with pytest.raises(ValueError, match="Polygon"):
+        HexGrid.from_geojson({"type": "Point", "coordinates": [0, 0]}, 9)
+
+
+def test_bad_resolution():
+    with pytest.raises(ValueError, match="resolution"):
+        HexGrid.from_cells([h3.str_to_int(h3.latlng_to_cell(41.8, -87.7, 9))], resolution=16)
