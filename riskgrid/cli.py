@@ -44,5 +44,9 @@ def demo(days, rate, resolution, seed):
     click.echo(f"  time taken  {dt:.2f} s")
 
 
+# ---- sub-commands living in riskgrid/commands/<name>.py (one line each) ----
+# (add `from .commands.NAME import command as _NAME; main.add_command(_NAME)`)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

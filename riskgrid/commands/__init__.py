@@ -1,0 +1,1 @@
+"""Sub-commands of the ``riskgrid`` CLI, one module each (registered in riskgrid/cli.py)."""
