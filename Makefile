@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/riskgrid demo
+	$(VENV)/bin/riskgrid demo --out out/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -6,6 +6,12 @@ from .events import EventSet, read_events
 from .geo import LocalProjection, haversine_m
 from .grid import HexGrid, latlng_to_cells
 from .simulate import simulate
+from .knox import KnoxResult, knox_test
+from .zones import select_zones, zones_metric
+from . import io  # registers the .riskgrid xarray accessor
+from .io import read_risk, risk_dataset
+from .job import run_forecast
+from .backtest import backtest, plot_backtest, summarize
 
 __all__ = [
     "__version__",
@@ -16,6 +22,17 @@ __all__ = [
     "LocalProjection",
     "haversine_m",
     "simulate",
+    "knox_test",
+    "KnoxResult",
+    "select_zones",
+    "zones_metric",
+    "io",
+    "risk_dataset",
+    "read_risk",
+    "run_forecast",
+    "backtest",
+    "summarize",
+    "plot_backtest",
     "RiskGridError",
     "EventDataError",
     "ConfigError",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import click
 
 from ._version import __version__
+
+DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_config.toml")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,32 +23,32 @@ def main():
 
 
 @main.command()
-@click.option("--days", default=365, show_default=True, help="Length of the simulated history, days.")
-@click.option("--rate", default=20.0, show_default=True, help="Background events per day.")
-@click.option("--resolution", default=9, show_default=True, help="H3 resolution of the grid.")
-@click.option("--seed", default=42, show_default=True, help="Random seed of the simulated city.")
-def demo(days, rate, resolution, seed):
-    """Simulate a city and summarise it (no download needed)."""
-    from .events import EventSet
-    from .grid import HexGrid
-    from .simulate import simulate
+@click.option("--out", "out_dir", default="out/demo", show_default=True, help="Output root folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def demo(out_dir, quiet):
+    """Run the nightly forecast job on an embedded simulated city (no download needed).
 
-    t0 = time.perf_counter()
-    df = simulate(n_days=days, background_rate=rate, seed=seed)
-    events = EventSet.from_frame(df, category="category")
-    grid = HexGrid.from_events(events, resolution=resolution)
-    cell = grid.assign(events)
-    dt = time.perf_counter() - t0
-    click.echo("riskgrid demo: simulated city")
-    click.echo(f"  events      {len(events):,} ({(df.generation > 0).mean():.1%} triggered)")
-    click.echo(f"  date range  {events.start} → {events.end}")
-    click.echo(f"  grid        {len(grid):,} H3 cells at resolution {resolution} ({grid.area_m2.sum() / 1e6:.1f} km²)")
-    click.echo(f"  busiest     {int(max(0, (cell >= 0).sum() and __import__('numpy').bincount(cell[cell >= 0]).max()))} events in one cell")
-    click.echo(f"  time taken  {dt:.2f} s")
+    Same code path, products and atomic writes as `riskgrid forecast`; the
+    city is described by riskgrid/demo_config.toml.
+    """
+    from .commands.forecast import run_and_report
+    from .config import load_config
+
+    import pandas as pd
+
+    cfg = load_config(DEMO_CONFIG)
+    sim = cfg["events"]["simulate"]  # the forecast starts the day after the simulated history
+    date = (pd.Timestamp(sim.get("start", "2024-01-01")) + pd.Timedelta(days=float(sim["n_days"]))).strftime("%Y-%m-%d")
+    click.echo(f"riskgrid demo: simulated city, forecast for {date} (config {DEMO_CONFIG})")
+    run_and_report(cfg, date, out_dir, quiet=quiet)
 
 
 # ---- sub-commands living in riskgrid/commands/<name>.py (one line each) ----
 # (add `from .commands.NAME import command as _NAME; main.add_command(_NAME)`)
+from .commands.batch import command as _batch; main.add_command(_batch, "batch")
+from .commands.forecast import command as _forecast; main.add_command(_forecast, "forecast")
+from .commands.backtest import command as _backtest; main.add_command(_backtest, "backtest")
+from .commands.knox import command as _knox; main.add_command(_knox, "knox")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,9 +6,12 @@ builds any of them from a name and parameters (configuration files, Dask jobs).
 
 from ..errors import ConfigError
 from ._base import RiskModel, risk_dataarray
-from .hotspot import CountHotspot
+from .hotspot import CountHotspot, KDEHotspot, ProspectiveHotspot
+from .grid_hawkes import GridHawkes
+from .sepp import SEPP
+from .near_repeat import NearRepeat
 
-__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot"]
+__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot", "KDEHotspot", "ProspectiveHotspot", "GridHawkes", "SEPP", "NearRepeat"]
 
 
 def available_models() -> list[str]:

@@ -1,0 +1,120 @@
+"""SEPP (continuous self-exciting point process): one EM iteration and a full fit
+at 1e4, 1e5 and 1e6 events, with the O(N²) numpy reference beside them at 1e4.
+
+Data: ``rg.simulate`` with theta 0.4, omega 0.2 / day, sigma 100 m over 1,000
+days, the city's side scaled with sqrt(N) (30 km at 10^6 events) so that the
+number of candidate parents per event stays comparable across sizes.
+
+Run: ``pytest benchmarks/test_bench_sepp.py --benchmark-only``.
+Targets (2 cores): 10^4 events < 0.1 s per iteration; 10^6 full fit < 2 min, < 8 GB.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+
+import numpy as np
+import pytest
+
+import naive_sepp as naive
+import riskgrid as rg
+from riskgrid.kernels import sepp as K
+from riskgrid.models import SEPP
+from riskgrid.models import sepp as msepp
+
+SIZES = [10_000, 100_000, 1_000_000]
+_CACHE: dict = {}
+
+
+def city(n):
+    """About ``n`` simulated events, their H3 grid (resolution 9) and the simulation frame."""
+    if n not in _CACHE:
+        extent = 30_000.0 * math.sqrt(n / 1e6)
+        df = rg.simulate(n_days=1000, background_rate=0.6 * n / 1000, theta=0.4, omega=0.2, sigma_m=100,
+                         extent_m=extent, hotspot_sd_m=extent / 15, seed=1)
+        ev = rg.EventSet.from_frame(df[["timestamp", "lat", "lon", "category"]], category="category")
+        grid = rg.HexGrid.from_events(ev, resolution=9)
+        _CACHE.clear()  # keep one size in memory at a time
+        _CACHE[n] = (ev, grid)
+    return _CACHE[n]
+
+
+def _peak_rss_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+
+
+class _Iteration:
+    """One EM iteration of SEPP(trigger="exp-gauss"): background KDE + E-step + M-step."""
+
+    def __init__(self, ev, grid):
+        # a short fit sets the bandwidth, samples and background weights; truncation 10/omega, 5 sigma
+        self.m = SEPP(bandwidth_m=None, max_days=50.0, max_distance_m=500.0, max_iter=3, tol=0.0)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.m.fit(ev, grid)
+        m = self.m
+        self.pairs = msepp.candidate_pairs(m._t, m._x, m._y, 50.0, 500.0)
+        self.w = np.ascontiguousarray(np.nan_to_num(m.background_probability_, nan=0.5))
+        self.work = 4.0 * (self.pairs[0][-1] + m._t.size) + m._kde.cost
+
+    def __call__(self):
+        m = self.m
+        indptr, dt, r2 = self.pairs
+        with msepp._threads(self.work):
+            mu, Z, n_bg = m._background(self.w)
+            lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, mu, m.theta_, m.omega_, m.sigma_m_, msepp._n_chunks(mu.size))
+        omega, a = msepp._solve_omega(float(S[0]), float(S[1]), m._tau_asc, m.omega_)
+        return lam, S[0] / a, omega, math.sqrt(S[2] / (2 * S[0]))
+
+
+@pytest.mark.benchmark(group="sepp-em-iteration")
+@pytest.mark.parametrize("n", SIZES)
+def test_em_iteration(benchmark, n):
+    ev, grid = city(n)
+    it = _Iteration(ev, grid)
+    it()  # compile / warm
+    lam, theta, omega, sigma = benchmark.pedantic(it, rounds=5, iterations=1, warmup_rounds=1)
+    assert np.all(lam > 0) and 0 < theta < 1
+    benchmark.extra_info.update(n_events=len(ev), n_pairs=int(it.pairs[0][-1]), kde_exact=bool(it.m._kde.exact))
+
+
+@pytest.mark.benchmark(group="sepp-em-iteration")
+def test_em_iteration_naive_reference(benchmark):
+    """The O(N²) numpy reference at 10^4 events: dense E-step and exact KDE, no truncation."""
+    ev, grid = city(10_000)
+    it = _Iteration(ev, grid)
+    m = it.m
+    t, x, y = m._t, m._x, m._y
+    px, py, pw, _ = msepp.cell_samples(grid)
+    mass = m._mass
+
+    def run():
+        kd = naive.kde(x, y, it.w, m.bandwidth_m_, x, y, truncate=np.inf)
+        mu = it.w.sum() / m._span * kd / np.dot(it.w, mass)
+        lam, pbg, s = naive.estep_expgauss(t, x, y, mu, m.theta_, m.omega_, m.sigma_m_)
+        omega = naive.solve_omega(s[0], s[1], m._tau)
+        return lam, omega
+
+    lam, omega = benchmark.pedantic(run, rounds=1, iterations=1)
+    ref = it()[0]
+    np.testing.assert_allclose(lam, ref, rtol=2e-2)  # truncation + binned KDE vs exact
+    benchmark.extra_info["n_events"] = len(ev)
+
+
+@pytest.mark.benchmark(group="sepp-fit")
+@pytest.mark.parametrize("n", SIZES)
+def test_full_fit(benchmark, n):
+    ev, grid = city(n)
+    msepp.cell_samples(grid)  # H3 sampling of the cells is cached per grid (built once per study area)
+    small = n < 100_000
+    m = benchmark.pedantic(lambda: SEPP().fit(ev, grid), rounds=3 if small else 1, iterations=1, warmup_rounds=1 if small else 0)
+    assert m.converged_
+    benchmark.extra_info.update(
+        n_events=len(ev), n_iter=m.n_iter_, n_pairs_final=m.n_pairs_, theta=round(m.theta_, 4),
+        omega=round(m.omega_, 4), sigma_m=round(m.sigma_m_, 2), bandwidth_m=round(m.bandwidth_m_, 1),
+        max_days=round(m.max_days_, 2), max_distance_m=round(m.max_distance_m_, 1),
+        peak_rss_gb_process=round(_peak_rss_gb(), 2),
+    )

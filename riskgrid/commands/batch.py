@@ -1,0 +1,101 @@
+"""``riskgrid batch JOBS.toml``: many forecasts and backtests on a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("jobs_file", type=click.Path(dir_okay=False))
+@click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
+              help="Address of a running Dask scheduler (e.g. tcp://host:8786); default: a LocalCluster on this machine.")
+@click.option("--workers", "n_workers", type=int, default=None, help="LocalCluster: number of worker processes (default: one per core).")
+@click.option("--threads-per-worker", type=int, default=None, help="LocalCluster: threads per worker (default 1).")
+@click.option("--memory-limit", default=None, help="LocalCluster: memory per worker, e.g. 4GiB (default: share of the RAM).")
+@click.option("--numba-threads", type=int, default=None,
+              help="Numba threads per task (default: cores / (workers x threads) on a LocalCluster).")
+@click.option("--retries", type=int, default=None, help="Dask retries per task (default 2).")
+@click.option("--serial", is_flag=True, help="Run the same tasks one after the other in this process (no Dask).")
+@click.option("--out", "out_dir", default="out/batch", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the results: <job>.nc (forecasts), <job>.csv/.parquet (backtests), batch_tasks.csv.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, numba_threads, retries, serial, out_dir, quiet):
+    """Run every [[forecast]] and [[backtest]] job of JOBS_FILE on Dask.
+
+    Jobs run in parallel (a backtest as one task per variant and origin);
+    a failing job does not stop the others. Exit status 1 when any job
+    failed, with one line per failed job.
+    """
+    from contextlib import nullcontext
+
+    from ..distributed import dashboard_address, load_jobs, local_client, run_jobs
+    from ..errors import ConfigError
+
+    try:
+        jobs, cluster = load_jobs(jobs_file)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    scheduler = scheduler or cluster.get("scheduler")
+    retries = retries if retries is not None else int(cluster.get("retries", 2))
+    sizing = dict(
+        n_workers=n_workers or cluster.get("n_workers"),
+        threads_per_worker=threads_per_worker or cluster.get("threads_per_worker"),
+        memory_limit=memory_limit or cluster.get("memory_limit", "auto"),
+        numba_threads=numba_threads or cluster.get("numba_threads"),
+    )
+    n_fc = sum(type(j).__name__ == "ForecastJob" for j in jobs)
+    click.echo(f"riskgrid batch: {n_fc} forecast job(s), {len(jobs) - n_fc} backtest job(s) from {jobs_file}")
+    if serial:
+        ctx = nullcontext("serial")
+    elif scheduler:
+        from distributed import Client
+
+        try:
+            ctx = Client(scheduler, set_as_default=False, timeout="20s")
+        except OSError as exc:
+            click.echo(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}", err=True)
+            sys.exit(2)
+    else:
+        ctx = local_client(**sizing)
+    with ctx as client:
+        if client == "serial":
+            click.echo("  running serially in this process")
+        else:
+            info = client.scheduler_info()
+            nthreads = sum(w.get("nthreads", 0) for w in info.get("workers", {}).values())
+            click.echo(f"  Dask scheduler {client.scheduler.address}: {len(info.get('workers', {}))} workers, {nthreads} threads")
+            link = dashboard_address(client)
+            click.echo(f"  dashboard: {link}" if link else "  dashboard: not available (pip install 'bokeh>=3.1')")
+        res = run_jobs(jobs, client, retries=retries, progress=not quiet,
+                       numba_threads=sizing["numba_threads"] if scheduler or serial else None)
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for name, value in res.results.items():
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        if hasattr(value, "to_netcdf"):
+            path = os.path.join(out_dir, f"{safe}.nc")
+            value.to_netcdf(path)
+            written.append(path)
+        else:
+            for ext in ("csv", "parquet"):
+                path = os.path.join(out_dir, f"{safe}.{ext}")
+                frame = value.copy()
+                frame.attrs = {}
+                frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path, index=False)
+                written.append(path)
+    res.tasks.to_csv(os.path.join(out_dir, "batch_tasks.csv"), index=False)
+    with open(os.path.join(out_dir, "batch_status.json"), "w") as fh:
+        json.dump({"ok": sorted(res.results), "errors": res.errors, "wall_seconds": res.wall_seconds}, fh, indent=2)
+
+    click.echo(f"  {len(res.results)} of {len(res.names)} job(s) succeeded in {res.wall_seconds:.1f} s; "
+               f"{len(written)} file(s) in {out_dir}")
+    if not res.ok:
+        for line in res.failure_lines():
+            click.echo(f"FAILED {line}", err=True)
+        sys.exit(1)

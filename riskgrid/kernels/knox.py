@@ -1,0 +1,371 @@
+"""Numba kernels of the Knox near-repeat test and the NearRepeat risk surface.
+
+Pure functions on contiguous arrays (metres, days); validation lives in
+:mod:`riskgrid.knox` and :mod:`riskgrid.models.near_repeat`.
+
+Layout
+------
+* A uniform hash grid (:func:`build_hash_grid`) sorts points by square cell
+  of side ``cell_m`` (at least the search radius) so that every pair closer
+  than the radius lies in the same or an adjacent cell.
+* Close pairs are stored once, in CSR form over the *cell-sorted* order:
+  ``indptr`` (int64, ``n + 1``), ``nbr`` (int32, the partner) and ``sband``
+  (uint8, the space band). That is **5 bytes per close pair** plus 8 bytes
+  per event; the pair search runs twice (count, then fill) so the arrays are
+  allocated at their exact size.
+* Each permutation shuffles the event times (in the caller's original order)
+  with its own seed, gathers them into the cell-sorted order and re-bins the
+  close pairs' time gaps. Permutation ``p`` writes only ``out[p]``, so the
+  result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, jit_parallel, prange
+
+__all__ = [
+    "build_hash_grid",
+    "count_close_pairs",
+    "fill_close_pairs",
+    "shuffle_inplace",
+    "permutation",
+    "pair_time_table",
+    "row_buffers",
+    "knox_permutation_tables",
+    "pairs_per_time_band",
+    "near_repeat_risk",
+]
+
+#: byte cost of one stored close pair (int32 partner + uint8 space band)
+BYTES_PER_PAIR = 5
+
+
+@jit
+def build_hash_grid(x, y, cell_m):
+    """Counting-sort points into square cells of side >= ``cell_m`` metres.
+
+    The side is doubled until the grid has at most ``max(4 n, 4096)`` cells,
+    so tiny radii over a large extent do not allocate huge arrays (larger
+    cells stay correct, only slower).
+
+    Returns
+    -------
+    order : int64 (n,)
+        Point indices sorted by cell (stable within a cell).
+    cell_start : int64 (nx * ny + 1,)
+        Points of cell ``k = cy * nx + cx`` are ``order[cell_start[k]:cell_start[k + 1]]``.
+    x0, y0, h : float
+        Origin (minimum x, y) and the side of a cell, metres.
+    nx, ny : int
+        Grid shape.
+    """
+    n = x.size
+    x0 = np.inf
+    y0 = np.inf
+    x1 = -np.inf
+    y1 = -np.inf
+    for i in range(n):
+        x0 = min(x0, x[i])
+        y0 = min(y0, y[i])
+        x1 = max(x1, x[i])
+        y1 = max(y1, y[i])
+    if n == 0:
+        x0 = 0.0
+        y0 = 0.0
+        x1 = 0.0
+        y1 = 0.0
+    h = cell_m if cell_m > 0 else 1.0
+    max_cells = max(4 * n, 4096)
+    while ((x1 - x0) / h + 1.0) * ((y1 - y0) / h + 1.0) > max_cells:
+        h *= 2.0
+    nx = int((x1 - x0) / h) + 1
+    ny = int((y1 - y0) / h) + 1
+    key = np.empty(n, dtype=np.int64)
+    counts = np.zeros(nx * ny + 1, dtype=np.int64)
+    for i in range(n):
+        cx = min(int((x[i] - x0) / h), nx - 1)
+        cy = min(int((y[i] - y0) / h), ny - 1)
+        key[i] = cy * nx + cx
+        counts[key[i] + 1] += 1
+    for k in range(nx * ny):
+        counts[k + 1] += counts[k]
+    cell_start = counts.copy()
+    fill = counts[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[fill[key[i]]] = i
+        fill[key[i]] += 1
+    return order, cell_start, x0, y0, h, nx, ny
+
+
+@jit
+def _distance(dx, dy, manhattan):
+    if manhattan:
+        return abs(dx) + abs(dy)
+    return np.sqrt(dx * dx + dy * dy)
+
+
+@jit
+def _space_band(d, se, n_fin):
+    """Band ``k`` with ``se[k] <= d < se[k+1]`` among the ``n_fin`` finite bands; ``n_fin`` if ``d < se[0]``."""
+    if d < se[0]:
+        return n_fin
+    b = 0
+    while d >= se[b + 1]:
+        b += 1
+    return b
+
+
+@jit
+def _scan_pairs(k, xs, ys, cell_of, cell_start, nx, ny, se, n_fin, radius, keep_below, manhattan, nbr, sband, pos):
+    """Close partners of sorted point ``k`` in the forward half-stencil.
+
+    Counts them (``pos < 0``) or writes them from ``pos`` on. Every unordered
+    pair is seen exactly once: same cell with a larger sorted index, or one
+    of the cells (+1,-1), (+1,0), (+1,+1), (0,+1).
+    """
+    c = cell_of[k]
+    cx = c % nx
+    cy = c // nx
+    m = 0
+    for q in range(5):
+        if q == 0:
+            ox = 0
+            oy = 0
+        elif q == 1:
+            ox = 1
+            oy = -1
+        elif q == 2:
+            ox = 1
+            oy = 0
+        elif q == 3:
+            ox = 1
+            oy = 1
+        else:
+            ox = 0
+            oy = 1
+        gx = cx + ox
+        gy = cy + oy
+        if gx < 0 or gx >= nx or gy < 0 or gy >= ny:
+            continue
+        g = gy * nx + gx
+        lo = cell_start[g]
+        hi = cell_start[g + 1]
+        if q == 0:
+            lo = k + 1
+        for j in range(lo, hi):
+            d = _distance(xs[j] - xs[k], ys[j] - ys[k], manhattan)
+            if d < radius and (keep_below or d >= se[0]):
+                if pos >= 0:
+                    nbr[pos + m] = j
+                    sband[pos + m] = _space_band(d, se, n_fin)
+                m += 1
+    return m
+
+
+@jit_parallel
+def count_close_pairs(xs, ys, cell_of, cell_start, nx, ny, se, n_fin, radius, keep_below, manhattan):
+    """Number of stored close partners of every cell-sorted point (first pass).
+
+    ``xs, ys`` are coordinates in cell-sorted order (metres), ``cell_of`` the
+    cell of each sorted point, ``se`` the space edges (metres), ``n_fin`` the
+    number of finite bands and ``radius`` the largest finite edge. Pairs with
+    ``d < se[0]`` are kept (with band ``n_fin``) only when ``keep_below``.
+    """
+    n = xs.size
+    counts = np.zeros(n, dtype=np.int64)
+    dummy_n = np.empty(0, dtype=np.int32)
+    dummy_b = np.empty(0, dtype=np.uint8)
+    for k in prange(n):
+        counts[k] = _scan_pairs(
+            k, xs, ys, cell_of, cell_start, nx, ny, se, n_fin, radius, keep_below, manhattan, dummy_n, dummy_b, -1
+        )
+    return counts
+
+
+@jit_parallel
+def fill_close_pairs(xs, ys, cell_of, cell_start, nx, ny, se, n_fin, radius, keep_below, manhattan, indptr, nbr, sband):
+    """Second pass: write partners (int32) and space bands (uint8) into CSR rows ``indptr``."""
+    n = xs.size
+    for k in prange(n):
+        _scan_pairs(k, xs, ys, cell_of, cell_start, nx, ny, se, n_fin, radius, keep_below, manhattan, nbr, sband, indptr[k])
+
+
+@jit
+def shuffle_inplace(a, seed):
+    """Fisher-Yates shuffle of ``a`` driven by Numba's generator seeded with ``seed``.
+
+    Numba's generator state is per thread, so calling this inside a parallel
+    loop gives the same shuffle for a seed whatever thread runs it.
+    """
+    np.random.seed(seed)
+    for i in range(a.size - 1, 0, -1):
+        j = np.random.randint(0, i + 1)
+        tmp = a[i]
+        a[i] = a[j]
+        a[j] = tmp
+
+
+@jit
+def permutation(seed, n):
+    """The permutation used for seed ``seed``: ``t[permutation(seed, n)]`` are the shuffled times."""
+    p = np.arange(n)
+    shuffle_inplace(p, seed)
+    return p
+
+
+@jit
+def pair_time_table(tp, indptr, nbr, sband, te, out, gbuf, sbuf):
+    """Add the close pairs of times ``tp`` (cell-sorted order, days) to ``out[space band, time band]``.
+
+    A pair falls in time band ``b`` when ``te[b] <= |gap| < te[b + 1]``.
+    With a finite last edge most pairs are rejected (``|gap| >= te[-1]``);
+    under permutation that test is unpredictable, so each row is first
+    filtered without branches into ``gbuf`` (gaps, float64) and ``sbuf``
+    (pair positions, int64), both at least as long as the longest row, and
+    only the survivors are binned, into four interleaved histograms (short
+    store-to-load dependency chains).
+    """
+    nt = te.size - 1
+    ns = out.shape[0]
+    tmax = te[nt]
+    t0 = te[0]
+    n = tp.size
+    stride = ns * nt
+    hist = np.zeros(4 * stride, dtype=np.int64)
+    if tmax == np.inf:
+        for k in range(n):
+            tk = tp[k]
+            for q in range(indptr[k], indptr[k + 1]):
+                g = abs(tk - tp[nbr[q]])
+                if g < t0:
+                    continue
+                b = 0
+                while g >= te[b + 1]:
+                    b += 1
+                hist[(q & 3) * stride + sband[q] * nt + b] += 1
+    else:
+        for k in range(n):
+            tk = tp[k]
+            m = 0
+            for q in range(indptr[k], indptr[k + 1]):
+                g = abs(tk - tp[nbr[q]])
+                gbuf[m] = g
+                sbuf[m] = q
+                m += g < tmax
+            for r in range(m):
+                g = gbuf[r]
+                b = 0
+                for e in range(1, nt):
+                    b += g >= te[e]
+                hist[(r & 3) * stride + sband[sbuf[r]] * nt + b] += g >= t0
+    for c in range(4):
+        for s in range(ns):
+            for b in range(nt):
+                out[s, b] += hist[c * stride + s * nt + b]
+
+
+def row_buffers(indptr):
+    """Scratch buffers for :func:`pair_time_table` sized to the longest CSR row."""
+    longest = int(np.diff(indptr).max(initial=0)) + 1
+    return np.empty(longest, dtype=np.float64), np.empty(longest, dtype=np.int64)
+
+
+@jit_parallel
+def knox_permutation_tables(t, order, indptr, nbr, sband, te, seeds, out):
+    """Close-pair tables of every permutation: ``out[p] += table(t shuffled with seeds[p])``.
+
+    ``t`` are event times in the caller's order (days), ``order`` maps the
+    cell-sorted position to that order, ``out`` is ``(n_perm, n_rows, n_time)``
+    int64 (zeros on entry). Parallel over permutations; each writes its own slab.
+    """
+    n_perm = seeds.size
+    n = t.size
+    longest = 1
+    for k in range(n):
+        longest = max(longest, indptr[k + 1] - indptr[k] + 1)
+    for p in prange(n_perm):
+        gbuf = np.empty(longest, dtype=np.float64)
+        sbuf = np.empty(longest, dtype=np.int64)
+        ts = t.copy()
+        shuffle_inplace(ts, seeds[p])
+        tp = np.empty(n, dtype=np.float64)
+        for k in range(n):
+            tp[k] = ts[order[k]]
+        local = np.zeros((out.shape[1], out.shape[2]), dtype=np.int64)
+        pair_time_table(tp, indptr, nbr, sband, te, local, gbuf, sbuf)
+        out[p, :, :] += local
+
+
+@jit_parallel
+def pairs_per_time_band(t_sorted, te):
+    """Number of all ``n (n - 1) / 2`` pairs with ``te[b] <= |t_i - t_j| < te[b + 1]`` (O(n log n) per edge).
+
+    ``t_sorted`` must be ascending (days). Exact: the gaps are computed by
+    the same subtraction as the pair kernels (binary search on
+    ``t[j] - t[i] < e``, which is monotone in ``j``).
+    """
+    n = t_sorted.size
+    n_edges = te.size
+    below = np.zeros(n_edges, dtype=np.int64)  # pairs with gap < te[e]
+    total = n * (n - 1) // 2
+    for e in range(n_edges):
+        edge = te[e]
+        if edge == np.inf:
+            below[e] = total
+            continue
+        s = 0
+        for i in prange(n):
+            lo = i + 1
+            hi = n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if t_sorted[mid] - t_sorted[i] < edge:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            s += lo - i - 1
+        below[e] = s
+    out = np.empty(n_edges - 1, dtype=np.int64)
+    for b in range(n_edges - 1):
+        out[b] = below[b + 1] - below[b]
+    return out
+
+
+@jit_parallel
+def near_repeat_risk(cx, cy, ex, ey, eband, order, cell_start, x0, y0, h, nx, ny, se, n_fin, manhattan, ex_near, ex_far):
+    """Near-repeat score of every cell centre from the recent events around it.
+
+    For cell ``c`` returns ``sum_i ex_near[s(d_ci), eband[i]] - ex_far[eband[i]]``
+    over events closer than the largest finite space edge ``se[n_fin]``
+    (``s = n_fin`` when ``d < se[0]``, whose row of ``ex_near`` is 0). The
+    caller adds the constant ``sum_i ex_far[eband[i]]`` (all events counted
+    as far). ``order, cell_start, x0, y0, h, nx, ny`` describe the events'
+    hash grid (:func:`build_hash_grid` with ``cell_m >= se[n_fin]``).
+    Parallel over cells; each writes its own value.
+    """
+    nc = cx.size
+    radius = se[n_fin]
+    out = np.zeros(nc, dtype=np.float64)
+    for c in prange(nc):
+        gx = int(np.floor((cx[c] - x0) / h))
+        gy = int(np.floor((cy[c] - y0) / h))
+        acc = 0.0
+        for oy in range(-1, 2):
+            yy = gy + oy
+            if yy < 0 or yy >= ny:
+                continue
+            for ox in range(-1, 2):
+                xx = gx + ox
+                if xx < 0 or xx >= nx:
+                    continue
+                g = yy * nx + xx
+                for q in range(cell_start[g], cell_start[g + 1]):
+                    i = order[q]
+                    d = _distance(ex[i] - cx[c], ey[i] - cy[c], manhattan)
+                    if d < radius:
+                        acc += ex_near[_space_band(d, se, n_fin), eband[i]] - ex_far[eband[i]]
+        out[c] = acc
+    return out

@@ -1,0 +1,418 @@
+"""Kernels of the continuous space-time self-exciting point process (SEPP).
+
+Pure Numba functions on contiguous arrays and scalars, used by
+:class:`riskgrid.models.SEPP`:
+
+* a spatial hash (counting sort of points into square buckets);
+* the candidate parent pairs of every event, as CSR arrays of time lags
+  ``dt`` (days) and squared distances ``r2`` (m²);
+* the E-step for the exponential-Gaussian and the histogram trigger;
+* a binned (linear binning + separable Gaussian convolution + bilinear
+  interpolation) kernel density estimate on a square raster;
+* the triggering intensity summed at arbitrary points (prediction).
+
+Parallel kernels split their outer loop into a fixed number of chunks that
+does not depend on the number of threads; every chunk writes its own slice
+and partial sums are added serially afterwards, so results are identical
+whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit, jit_parallel, prange
+
+__all__ = [
+    "hash_points",
+    "candidate_pairs",
+    "estep_expgauss",
+    "estep_histogram",
+    "bin_linear",
+    "convolve_separable",
+    "interp_bilinear",
+    "trigger_at_points",
+]
+
+TWO_PI = 2.0 * math.pi
+
+
+# --------------------------------------------------------------------------- #
+# spatial hash
+# --------------------------------------------------------------------------- #
+@jit
+def _bucket(v, v0, cell_m):
+    return int(math.floor((v - v0) / cell_m))
+
+
+@jit
+def hash_points(x, y, x0, y0, cell_m, nx, ny):
+    """Counting sort of points into ``nx × ny`` square buckets of side ``cell_m`` metres.
+
+    Bucket ``(bx, by)`` (``bx = floor((x - x0) / cell_m)``, clipped to the
+    raster) has key ``by * nx + bx``.
+
+    Returns
+    -------
+    order : int64 (n,)
+        Point indices sorted by bucket key, ascending index inside a bucket
+        (stable: for time-sorted points, time order inside a bucket).
+    start : int64 (nx * ny + 1,)
+        Points of bucket ``k`` are ``order[start[k]:start[k + 1]]``.
+    """
+    n = x.size
+    key = np.empty(n, dtype=np.int64)
+    start = np.zeros(nx * ny + 1, dtype=np.int64)
+    for i in range(n):
+        bx = min(max(_bucket(x[i], x0, cell_m), 0), nx - 1)
+        by = min(max(_bucket(y[i], y0, cell_m), 0), ny - 1)
+        k = by * nx + bx
+        key[i] = k
+        start[k + 1] += 1
+    for k in range(nx * ny):
+        start[k + 1] += start[k]
+    pos = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = key[i]
+        order[pos[k]] = i
+        pos[k] += 1
+    return order, start
+
+
+@jit
+def _lower_bound(a, lo, hi, v):
+    """First index ``k`` in ``[lo, hi)`` with ``a[k] >= v`` (``hi`` if none)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+# --------------------------------------------------------------------------- #
+# candidate parents
+# --------------------------------------------------------------------------- #
+@jit_parallel
+def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, fill):
+    n = t.size
+    counts = np.zeros(n, dtype=np.int64)
+    for j in prange(j_first, n):
+        tj = t[j]
+        xj = x[j]
+        yj = y[j]
+        bx = _bucket(xj, x0, cell_m)
+        by = _bucket(yj, y0, cell_m)
+        c = 0
+        p = indptr[j] if fill else 0
+        for cy in range(max(by - 1, 0), min(by + 2, ny)):
+            for cx in range(max(bx - 1, 0), min(bx + 2, nx)):
+                k = cy * nx + cx
+                s = start[k]
+                e = start[k + 1]
+                if s == e:
+                    continue
+                lo = _lower_bound(t_hash, s, e, tj - max_days)
+                hi = _lower_bound(t_hash, lo, e, tj)
+                for q in range(lo, hi):
+                    i = order[q]
+                    ddx = xj - x[i]
+                    ddy = yj - y[i]
+                    d2 = ddx * ddx + ddy * ddy
+                    if d2 <= max_d2:
+                        if fill:
+                            dt[p + c] = tj - t[i]
+                            r2[p + c] = d2
+                        c += 1
+        counts[j] = c
+    return counts
+
+
+@jit
+def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, max_pairs):
+    """Candidate parents of every event ``j >= j_first``, as CSR arrays.
+
+    Parent ``i`` of ``j`` satisfies ``t[j] - max_days <= t[i] < t[j]`` (strict:
+    simultaneous events cannot trigger each other) and squared distance
+    ``<= max_d2``. ``t`` must be sorted ascending; ``(order, start)`` come from
+    :func:`hash_points` with ``cell_m >= sqrt(max_d2)`` so that the 3 × 3
+    neighbouring buckets hold every candidate.
+
+    If the number of pairs exceeds ``max_pairs`` the fill pass is skipped
+    and ``dt``, ``r2`` are returned empty (the caller checks ``indptr[-1]``).
+
+    Returns
+    -------
+    indptr : int64 (n + 1,)
+        Pairs of child ``j`` are ``indptr[j]:indptr[j + 1]`` (empty for ``j < j_first``).
+    dt : float64 (n_pairs,)
+        ``t[j] - t[i]`` in days (> 0).
+    r2 : float64 (n_pairs,)
+        Squared distance in m².
+    """
+    n = t.size
+    t_hash = t[order]
+    empty = np.zeros(0)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    counts = _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, empty, empty, False)
+    for j in range(n):
+        indptr[j + 1] = indptr[j] + counts[j]
+    if indptr[n] > max_pairs:
+        return indptr, empty, empty
+    dt = np.empty(indptr[n])
+    r2 = np.empty(indptr[n])
+    _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True)
+    return indptr, dt, r2
+
+
+# --------------------------------------------------------------------------- #
+# E-steps
+# --------------------------------------------------------------------------- #
+@jit
+def _chunk_bounds(n, n_chunks, c):
+    return (c * n) // n_chunks, ((c + 1) * n) // n_chunks
+
+
+@jit_parallel
+def estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, n_chunks):
+    """E-step of the exponential-Gaussian trigger over candidate pairs.
+
+    ``g(dt, r2) = theta * omega * exp(-omega dt) * exp(-r2 / (2 sigma²)) / (2 pi sigma²)``
+    (events / day / m²).
+
+    Parameters
+    ----------
+    indptr, dt, r2 : CSR candidate pairs from :func:`candidate_pairs`.
+    mu : float64 (n,)
+        Background intensity at each event (events / day / m²).
+    theta, omega, sigma : float
+        Branching ratio, decay rate (per day), spatial sd (metres).
+    n_chunks : int
+        Fixed number of work chunks (results do not depend on the thread count).
+
+    Returns
+    -------
+    lam : float64 (n,)
+        Conditional intensity at each event.
+    p_bg : float64 (n,)
+        Probability that the event is a background event, ``mu / lam``.
+    stats : float64 (3,)
+        ``(sum p_ij, sum p_ij dt_ij, sum p_ij r2_ij)`` over all pairs.
+    """
+    n = mu.size
+    lam = np.empty(n)
+    p_bg = np.empty(n)
+    part = np.zeros((n_chunks, 3))
+    a = theta * omega / (TWO_PI * sigma * sigma)
+    b = 0.5 / (sigma * sigma)
+    for c in prange(n_chunks):
+        j0, j1 = _chunk_bounds(n, n_chunks, c)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(j0, j1):
+            g0 = 0.0
+            g1 = 0.0
+            g2 = 0.0
+            for p in range(indptr[j], indptr[j + 1]):
+                g = a * math.exp(-omega * dt[p] - b * r2[p])
+                g0 += g
+                g1 += g * dt[p]
+                g2 += g * r2[p]
+            lj = mu[j] + g0
+            lam[j] = lj
+            p_bg[j] = mu[j] / lj
+            s0 += g0 / lj
+            s1 += g1 / lj
+            s2 += g2 / lj
+        part[c, 0] = s0
+        part[c, 1] = s1
+        part[c, 2] = s2
+    stats = np.zeros(3)
+    for c in range(n_chunks):
+        for k in range(3):
+            stats[k] += part[c, k]
+    return lam, p_bg, stats
+
+
+@jit
+def _bin_of(edges, v):
+    """Bin ``b`` with ``edges[b] <= v < edges[b + 1]``; values at or past the last edge go to the last bin."""
+    nb = edges.size - 1
+    b = _lower_bound(edges, 0, edges.size, v)
+    # lower_bound gives the first edge >= v; the bin is one less unless v hits an edge exactly
+    if b < edges.size and edges[b] == v:
+        return min(b, nb - 1)
+    return min(max(b - 1, 0), nb - 1)
+
+
+@jit_parallel
+def estep_histogram(indptr, dt, r2, mu, rate_time, time_edges, density_space, r2_edges, n_chunks):
+    """E-step of the piecewise-constant (histogram) trigger over candidate pairs.
+
+    ``g(dt, r2) = rate_time[bt] * density_space[bs]`` with ``bt`` the bin of
+    ``dt`` in ``time_edges`` (days) and ``bs`` the bin of ``r2`` in
+    ``r2_edges`` (squared ring radii, m²). ``rate_time`` is ``theta`` times the
+    delay density (per day); ``density_space`` a density per m².
+
+    Returns
+    -------
+    lam, p_bg : float64 (n,)
+        As :func:`estep_expgauss`.
+    stats_time : float64 (n_time_bins,)
+        Sum of ``p_ij`` per time bin.
+    stats_space : float64 (n_distance_bins,)
+        Sum of ``p_ij`` per distance ring.
+    """
+    n = mu.size
+    nbt = rate_time.size
+    nbs = density_space.size
+    lam = np.empty(n)
+    p_bg = np.empty(n)
+    part_t = np.zeros((n_chunks, nbt))
+    part_s = np.zeros((n_chunks, nbs))
+    for c in prange(n_chunks):
+        j0, j1 = _chunk_bounds(n, n_chunks, c)
+        for j in range(j0, j1):
+            g0 = 0.0
+            for p in range(indptr[j], indptr[j + 1]):
+                g0 += rate_time[_bin_of(time_edges, dt[p])] * density_space[_bin_of(r2_edges, r2[p])]
+            lj = mu[j] + g0
+            lam[j] = lj
+            p_bg[j] = mu[j] / lj
+            inv = 1.0 / lj
+            for p in range(indptr[j], indptr[j + 1]):
+                bt = _bin_of(time_edges, dt[p])
+                bs = _bin_of(r2_edges, r2[p])
+                q = rate_time[bt] * density_space[bs] * inv
+                part_t[c, bt] += q
+                part_s[c, bs] += q
+    stats_time = np.zeros(nbt)
+    stats_space = np.zeros(nbs)
+    for c in range(n_chunks):
+        for k in range(nbt):
+            stats_time[k] += part_t[c, k]
+        for k in range(nbs):
+            stats_space[k] += part_s[c, k]
+    return lam, p_bg, stats_time, stats_space
+
+
+# --------------------------------------------------------------------------- #
+# binned Gaussian KDE on a raster
+# --------------------------------------------------------------------------- #
+@jit
+def bin_linear(x, y, w, x0, y0, step, nx, ny):
+    """Linear binning of weighted points onto an ``(ny, nx)`` raster.
+
+    Pixel ``(r, c)`` is centred at ``(x0 + c * step, y0 + r * step)``; each
+    point's weight is shared among its four surrounding pixel centres
+    (bilinear weights), which keeps its mean position exactly. Points must lie
+    inside ``[x0, x0 + (nx - 1) step] × [y0, y0 + (ny - 1) step]``.
+    """
+    grid = np.zeros((ny, nx))
+    for i in range(x.size):
+        fx = (x[i] - x0) / step
+        fy = (y[i] - y0) / step
+        ix = min(max(int(math.floor(fx)), 0), nx - 2)
+        iy = min(max(int(math.floor(fy)), 0), ny - 2)
+        ux = fx - ix
+        uy = fy - iy
+        wi = w[i]
+        grid[iy, ix] += wi * (1.0 - ux) * (1.0 - uy)
+        grid[iy, ix + 1] += wi * ux * (1.0 - uy)
+        grid[iy + 1, ix] += wi * (1.0 - ux) * uy
+        grid[iy + 1, ix + 1] += wi * ux * uy
+    return grid
+
+
+@jit_parallel
+def convolve_separable(grid, taps):
+    """2-D convolution of ``grid`` with ``taps ⊗ taps`` (odd length, centred), zero outside."""
+    ny, nx = grid.shape
+    m = taps.size // 2
+    tmp = np.zeros((ny, nx))
+    for r in prange(ny):
+        for k in range(taps.size):
+            off = k - m
+            wk = taps[k]
+            lo = max(0, -off)
+            hi = min(nx, nx - off)
+            for c in range(lo, hi):
+                tmp[r, c] += wk * grid[r, c + off]
+    out = np.zeros((ny, nx))
+    for r in prange(ny):
+        for k in range(taps.size):
+            rr = r + k - m
+            if rr < 0 or rr >= ny:
+                continue
+            wk = taps[k]
+            for c in range(nx):
+                out[r, c] += wk * tmp[rr, c]
+    return out
+
+
+@jit_parallel
+def interp_bilinear(grid, x0, y0, step, px, py):
+    """Bilinear interpolation of a raster (see :func:`bin_linear`) at points; 0 outside it."""
+    ny, nx = grid.shape
+    n = px.size
+    out = np.zeros(n)
+    for i in prange(n):
+        fx = (px[i] - x0) / step
+        fy = (py[i] - y0) / step
+        if fx < 0.0 or fy < 0.0 or fx > nx - 1 or fy > ny - 1:
+            continue
+        ix = min(int(math.floor(fx)), nx - 2)
+        iy = min(int(math.floor(fy)), ny - 2)
+        ux = fx - ix
+        uy = fy - iy
+        out[i] = (
+            grid[iy, ix] * (1.0 - ux) * (1.0 - uy)
+            + grid[iy, ix + 1] * ux * (1.0 - uy)
+            + grid[iy + 1, ix] * (1.0 - ux) * uy
+            + grid[iy + 1, ix + 1] * ux * uy
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# prediction: trigger intensity at points
+# --------------------------------------------------------------------------- #
+@jit_parallel
+def trigger_at_points(px, py, ex, ey, ew, order, start, x0, y0, cell_m, nx, ny, max_d2, sigma, r2_edges, density_space, gaussian):
+    """``sum_i ew[i] * s(|p - e_i|²)`` at every point ``p`` (pairs within ``max_d2`` only).
+
+    ``s`` is the isotropic Gaussian density of sd ``sigma`` metres when
+    ``gaussian`` is true, otherwise the ring density ``density_space`` on the
+    squared-radius edges ``r2_edges`` (per m²). ``(order, start)`` hash the
+    events ``(ex, ey)`` with :func:`hash_points` and ``cell_m >= sqrt(max_d2)``.
+    """
+    n = px.size
+    out = np.zeros(n)
+    a = 1.0 / (TWO_PI * sigma * sigma) if gaussian else 0.0
+    b = 0.5 / (sigma * sigma) if gaussian else 0.0
+    for q in prange(n):
+        xq = px[q]
+        yq = py[q]
+        bx = _bucket(xq, x0, cell_m)
+        by = _bucket(yq, y0, cell_m)
+        s = 0.0
+        for cy in range(max(by - 1, 0), min(by + 2, ny)):
+            for cx in range(max(bx - 1, 0), min(bx + 2, nx)):
+                k = cy * nx + cx
+                for u in range(start[k], start[k + 1]):
+                    i = order[u]
+                    ddx = xq - ex[i]
+                    ddy = yq - ey[i]
+                    d2 = ddx * ddx + ddy * ddy
+                    if d2 <= max_d2:
+                        if gaussian:
+                            s += ew[i] * a * math.exp(-b * d2)
+                        else:
+                            s += ew[i] * density_space[_bin_of(r2_edges, d2)]
+        out[q] = s
+    return out

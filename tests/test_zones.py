@@ -1,0 +1,185 @@
+"""Patrol zones: greedy selection against a brute-force reference, and the zone constraints."""
+
+from collections import deque
+
+import h3
+import numpy as np
+import pytest
+from h3.api import numpy_int as h3i
+
+import riskgrid as rg
+from naive_zones import grid_distance_matrix, naive_select_zones
+from riskgrid.models import CountHotspot
+
+
+def _disk_grid(radius=6, drop=0.0, seed=0):
+    c = h3i.latlng_to_cell(41.85, -87.65, 9)
+    cells = np.asarray(h3i.grid_disk(c, radius), dtype=np.uint64)
+    if drop:
+        rng = np.random.default_rng(seed)
+        cells = cells[rng.random(cells.size) >= drop]  # holes and islands
+    return rg.HexGrid.from_cells(cells)
+
+
+def _bfs_connected(zone_cells, grid):
+    indptr, indices, _ = grid.neighbours(1)
+    members = set(int(i) for i in zone_cells)
+    start = next(iter(members))
+    seen, todo = {start}, deque([start])
+    while todo:
+        i = todo.popleft()
+        for j in indices[indptr[i]:indptr[i + 1]]:
+            j = int(j)
+            if j in members and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return seen == members
+
+
+def _check_constraints(zs, grid, n_zones, max_cells, gap):
+    assert len(zs.zones) <= n_zones
+    all_cells = np.concatenate([z.cells for z in zs.zones]) if zs.zones else np.zeros(0, int)
+    assert np.unique(all_cells).size == all_cells.size  # no overlap
+    for z in zs.zones:
+        assert 1 <= len(z) <= max_cells
+        assert _bfs_connected(z.cells, grid)
+        assert list(z.h3) == [h3.int_to_str(int(grid.cells[i])) for i in z.cells]
+    for a in range(len(zs.zones)):
+        for b in range(a + 1, len(zs.zones)):
+            for i in zs.zones[a].cells:
+                for j in zs.zones[b].cells:
+                    dist = h3i.grid_distance(int(grid.cells[i]), int(grid.cells[j]))
+                    assert dist > gap, f"zones {a} and {b} are {dist} rings apart (min_gap_rings={gap})"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_bruteforce_reference(seed):
+    rng = np.random.default_rng(seed)
+    grid = _disk_grid(radius=5, drop=0.25 if seed % 2 else 0.0, seed=seed)
+    # integer-valued risk gives many ties; a share of zeros tests the stopping rules
+    risk = rng.integers(0, 6, len(grid)).astype(float) * (rng.random(len(grid)) < 0.7)
+    for n_zones, max_cells, gap in [(4, 7, 1), (3, 3, 0), (5, 5, 2), (2, 1, 1), (6, 12, 1)]:
+        zs = rg.select_zones(risk, grid, n_zones=n_zones, max_cells=max_cells, min_gap_rings=gap)
+        ref = naive_select_zones(risk, grid.cells, n_zones, max_cells, gap)
+        assert [z.cells.tolist() for z in zs.zones] == ref
+        _check_constraints(zs, grid, n_zones, max_cells, gap)
+        assert zs.captured_risk == pytest.approx(sum(risk[z].sum() for z in ref))
+
+
+@pytest.mark.parametrize("params", [dict(n_zones=4, max_cells=7, min_gap_rings=1), dict(n_zones=8, max_cells=4, min_gap_rings=3),
+                                    dict(n_zones=6, max_cells=10, min_gap_rings=0)])
+def test_constraints_on_simulated_forecast(sim_city, params):
+    _, events, grid = sim_city
+    risk = CountHotspot(window_days=60).fit(events, grid).predict(horizon_days=1)
+    zs = rg.select_zones(risk, grid, **params)
+    assert len(zs) == params["n_zones"]
+    _check_constraints(zs, grid, params["n_zones"], params["max_cells"], params["min_gap_rings"])
+    r = risk.values
+    assert zs.total_risk == pytest.approx(r.sum())
+    top = np.sort(r)[::-1][: zs.n_cells].sum() / r.sum()
+    assert zs.best_unconstrained_share == pytest.approx(top)
+    assert 0 < zs.captured_share <= zs.best_unconstrained_share + 1e-12
+    # the first zone is seeded at the highest cell
+    assert r[zs.zones[0].cells[0]] == r.max()
+    cz = zs.cell_zone
+    assert (cz >= 0).sum() == zs.n_cells and set(np.unique(cz[cz >= 0])) == set(range(len(zs)))
+    d = zs.to_dict()
+    assert d["n_cells"] == zs.n_cells and len(d["zones"]) == len(zs)
+
+
+def _point_in_ring(x, y, ring):
+    inside = False
+    for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:]):
+        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+            inside = not inside
+    return inside
+
+
+def _signed_area(ring):
+    a = np.asarray(ring)
+    return 0.5 * np.sum(a[:-1, 0] * a[1:, 1] - a[1:, 0] * a[:-1, 1])
+
+
+def test_zone_geojson_is_rfc7946_and_covers_its_cells(sim_city):
+    _, events, grid = sim_city
+    risk = CountHotspot(window_days=60).fit(events, grid).predict(horizon_days=1)
+    zs = rg.select_zones(risk, grid, n_zones=4, max_cells=7, min_gap_rings=1)
+    fc = zs.to_geojson()
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == len(zs)
+    lat, lon = grid.centroids_latlon
+    indptr, indices, _ = grid.neighbours(1)
+    for k, (feat, z) in enumerate(zip(fc["features"], zs.zones)):
+        g = feat["geometry"]
+        assert g["type"] in ("Polygon", "MultiPolygon")
+        polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+        for rings in polys:
+            for m, ring in enumerate(rings):
+                assert ring[0] == ring[-1] and len(ring) >= 4
+                a = np.asarray(ring)
+                assert (np.abs(a[:, 0]) <= 180).all() and (np.abs(a[:, 1]) <= 90).all()
+                assert np.allclose(a[:, 0].mean(), lon.mean(), atol=0.5)  # lon first
+                assert (_signed_area(ring) > 0) == (m == 0)  # CCW exterior, CW holes
+        ext = polys[0][0]
+        for i in z.cells:  # zone cells inside, ring-1 neighbours outside
+            assert _point_in_ring(lon[i], lat[i], ext)
+        for i in z.cells:
+            for j in indices[indptr[i]:indptr[i + 1]]:
+                if j not in z.cells and len(polys) == 1:
+                    assert not _point_in_ring(lon[j], lat[j], ext)
+        assert feat["properties"]["zone"] == k and feat["properties"]["n_cells"] == len(z)
+        assert feat["properties"]["risk"] == pytest.approx(risk.values[z.cells].sum())
+
+
+def test_edge_cases_and_validation():
+    grid = _disk_grid(radius=2)
+    n = len(grid)
+    assert len(rg.select_zones(np.zeros(n), grid)) == 0
+    zs = rg.select_zones(np.zeros(n), grid)
+    assert zs.captured_share == 0 and zs.best_unconstrained_share == 0
+    assert len(rg.select_zones(np.ones(n), grid, n_zones=0)) == 0
+    one = np.zeros(n)
+    one[3] = 1.0
+    zs = rg.select_zones(one, grid, n_zones=3, max_cells=7)
+    assert len(zs) == 1 and zs.zones[0].cells.tolist() == [3] and zs.captured_share == 1.0
+    # everything fits in one zone when max_cells is the grid size and risk is positive
+    zs = rg.select_zones(np.ones(n), grid, n_zones=2, max_cells=n, min_gap_rings=1)
+    assert len(zs.zones[0]) == n and len(zs) == 1 and zs.captured_share == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one value per grid cell"):
+        rg.select_zones(np.ones(n + 1), grid)
+    with pytest.raises(ValueError, match="max_cells"):
+        rg.select_zones(np.ones(n), grid, max_cells=0)
+    with pytest.raises(ValueError, match="min_gap_rings"):
+        rg.select_zones(np.ones(n), grid, min_gap_rings=-1)
+    with pytest.raises(ValueError, match="non-finite"):
+        rg.select_zones(np.full(n, np.nan), grid)
+    # a (category, cell) array is summed over categories
+    two = np.vstack([one, one])
+    assert rg.select_zones(two, grid).zones[0].cells.tolist() == [3]
+
+
+def test_zones_metric_counts_events_inside_zones():
+    grid = _disk_grid(radius=4)
+    n = len(grid)
+    rng = np.random.default_rng(3)
+    risk = rng.random(n)
+    obs = rng.integers(0, 4, n).astype(float)
+    params = dict(n_zones=2, max_cells=4, min_gap_rings=1)
+    zs = rg.select_zones(risk, grid, **params)
+    inside = np.concatenate([z.cells for z in zs.zones])
+    assert rg.zones_metric(risk, obs, grid, **params) == pytest.approx(obs[inside].sum() / obs.sum())
+    assert np.isnan(rg.zones_metric(risk, np.zeros(n), grid, **params))
+    # events exactly where the forecast is highest -> share 1
+    obs2 = np.zeros(n)
+    obs2[inside] = 1
+    assert rg.zones_metric(risk, obs2, grid, **params) == 1.0
+    with pytest.raises(ValueError, match="observed_counts"):
+        rg.zones_metric(risk, obs[:-1], grid, **params)
+
+
+def test_distance_matrix_reference_sanity():
+    grid = _disk_grid(radius=2)
+    d = grid_distance_matrix(grid.cells)
+    indptr, indices, ring = grid.neighbours(2)
+    for i in range(len(grid)):
+        for j, r in zip(indices[indptr[i]:indptr[i + 1]], ring[indptr[i]:indptr[i + 1]]):
+            assert d[i, j] == r
