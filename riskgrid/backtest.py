@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -21,10 +22,14 @@ from sklearn.base import clone
 from .events import EventSet
 from .grid import HexGrid
 from .metrics import DEFAULT_COVERAGE, _check_coverage, evaluate, poisson_loglik
+from .zones import zones_metric
 
 __all__ = ["backtest", "summarize", "summary_table", "plot_backtest", "METRICS"]
 
 log = logging.getLogger(__name__)
+
+#: default patrol-zone settings of the ``zones`` metric (see :func:`riskgrid.select_zones`)
+DEFAULT_ZONES = {"n_zones": 4, "max_cells": 7, "min_gap_rings": 1}
 
 #: metric columns of a backtest table (summarised by :func:`summarize` by default)
 METRICS = ("hit_rate", "pai", "pei", "pei_star", "auc", "loglik")
@@ -151,6 +156,7 @@ def backtest(
     extra_metrics: Mapping[str, Callable] | None = None,
     progress: bool | None = None,
     on_error: str = "raise",
+    zones: Mapping[str, int] | None = DEFAULT_ZONES,
 ) -> pd.DataFrame:
     """Walk-forward (rolling-origin) backtest of several models.
 
@@ -197,6 +203,12 @@ def backtest(
     progress : bool, optional
         Show a tqdm progress bar over origins (default: on, unless the
         environment variable ``RISKGRID_QUIET=1``).
+    zones : dict, optional
+        Patrol-zone settings (``n_zones``, ``max_cells``, ``min_gap_rings``,
+        see :func:`riskgrid.select_zones`); adds the column ``zones``: the
+        share of the window's events inside the zones chosen from each
+        forecast (same value on every coverage row). ``None`` leaves it out.
+        Default: 4 zones of at most 7 cells, 1 ring apart.
     on_error : {"raise", "skip"}
         ``"raise"``: a model failing at an origin stops the backtest (the
         exception gets a note naming the model and origin). ``"skip"``: its
@@ -244,6 +256,10 @@ def backtest(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cov = tuple(float(c) for c in _check_coverage(coverage))
     extra_metrics = dict(extra_metrics or {})
+    if zones is not None:
+        if "zones" in extra_metrics:
+            raise ValueError("extra_metrics may not be named 'zones' while zones= is set (the zones metric uses that column)")
+        extra_metrics["zones"] = functools.partial(zones_metric, **dict(zones))
     for k, f in extra_metrics.items():
         if not callable(f):
             raise TypeError(f"extra_metrics[{k!r}] must be callable (risk, observed, grid) -> float")

@@ -141,7 +141,8 @@ def _check_value(where: str, value, types: tuple):
         raise ConfigError(f"{where} must be a {_type_name(types)}, got {value!r} ({type(value).__name__})")
 
 
-def _check_table(name: str, table, spec: dict) -> dict:
+def check_table(name: str, table, spec: dict) -> dict:
+    """Validate one TOML table against ``spec`` = {key: ((types...), default)}; fill defaults."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{name}] must be a table, got {type(table).__name__}")
     unknown = sorted(set(table) - set(spec))
@@ -158,7 +159,7 @@ def _check_table(name: str, table, spec: dict) -> dict:
 
 
 def _check_model_spec(where: str, spec) -> dict:
-    out = _check_table(where, spec, SCHEMA["model"])
+    out = check_table(where, spec, SCHEMA["model"])
     if out["name"] is None:
         raise ConfigError(f"[{where}] needs a 'name' (a model class name, e.g. \"GridHawkes\" or \"CountHotspot\")")
     return out
@@ -235,7 +236,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
             if section in raw:
                 cfg[section] = _check_model_spec(section, raw[section])
             continue
-        cfg[section] = _check_table(section, raw.get(section, {}), spec)
+        cfg[section] = check_table(section, raw.get(section, {}), spec)
 
     cfg["_path"] = os.path.abspath(path) if path is not None else raw.get("_path")
     cfg["_dir"] = os.path.dirname(cfg["_path"]) if cfg["_path"] else raw.get("_dir", os.getcwd())
@@ -302,16 +303,21 @@ def load_config(path: str | os.PathLike) -> dict:
         (the message names the key and the allowed ones), bad value.
     """
     path = os.fspath(path)
+    return validate_config(read_toml(path, "configuration file"), path)
+
+
+def read_toml(path: str | os.PathLike, what: str = "file") -> dict:
+    """Parse a TOML file; a missing, unreadable or malformed file is a :class:`ConfigError`."""
+    path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ConfigError(f"configuration file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot parse {path}: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    return validate_config(raw, path)
 
 
 def events_from_config(cfg: dict):

@@ -1104,19 +1104,10 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
         (``scheduler``, ``n_workers``, ``threads_per_worker``,
         ``memory_limit``, ``numba_threads``, ``retries``).
     """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from .config import read_toml
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"batch file not found: {path}")
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot parse {path}: {exc}") from exc
+    raw = read_toml(path, "batch file")
     base = os.path.dirname(os.path.abspath(path))
     unknown = sorted(set(raw) - {"forecast", "backtest", "defaults", "cluster"})
     if unknown:

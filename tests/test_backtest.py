@@ -48,6 +48,13 @@ def test_table_matches_independent_recomputation(city):
             rows = df[(df.model == name) & (df.origin_days == t)]
             assert (rows.n_events == obs.sum()).all()
             assert rows.loglik.iloc[0] == pytest.approx(nm.poisson_loglik(risk, obs), rel=1e-10)
+            # patrol-zone metric: share of the window's events inside the 4 zones chosen from this forecast
+            zs = rg.select_zones(risk, grid, n_zones=4, max_cells=7, min_gap_rings=1)
+            inside = np.zeros(len(grid), dtype=bool)
+            for z in zs.zones:
+                inside[z.cells] = True
+            assert len(zs.zones) == 4
+            assert (rows.zones == obs[inside].sum() / obs.sum()).all()
             for _, row in rows.iterrows():
                 ref = nm.metrics(risk, obs, grid.area_m2, row.coverage)
                 assert row.n_cells_flagged == ref["n_cells_flagged"]

@@ -65,22 +65,9 @@ OUTPUT_KEYS = {"dir": ((str,), None)}
 
 
 def _section(cfg: dict, name: str, spec: dict) -> dict:
-    from ..errors import ConfigError
+    from ..config import check_table
 
-    table = cfg.get(name) or {}
-    unknown = sorted(set(table) - set(spec))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in [{name}]; allowed keys: {sorted(spec)}")
-    out = {}
-    for key, (types, default) in spec.items():
-        if key in table:
-            v = table[key]
-            if not isinstance(v, types) or isinstance(v, bool):
-                raise ConfigError(f"{name}.{key} has the wrong type: got {v!r} ({type(v).__name__})")
-            out[key] = v
-        else:
-            out[key] = default
-    return out
+    return check_table(name, cfg.get(name) or {}, spec)
 
 
 def backtest_from_config(cfg: dict, out_dir: str | None = None, n_jobs: int | None = None, progress: bool = True) -> dict:

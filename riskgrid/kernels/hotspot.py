@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from .spatial import hash_points
 from ._jit import jit, jit_parallel, prange
 
 __all__ = ["KERNEL_GAUSSIAN", "KERNEL_QUARTIC", "kde_density", "cell_week_scores", "ring_weighted_sum"]
@@ -40,36 +41,6 @@ def _kernel_value(r2: float, h: float, kind: int) -> float:
     if u >= 1.0:
         return 0.0
     return 3.0 / (math.pi * h * h) * (1.0 - u) * (1.0 - u)
-
-
-@jit
-def _bin_points(x, y, x0, y0, size, nbx, nby):
-    """Stable counting sort of points into square bins of side ``size``.
-
-    Returns ``(start, order)``: the points of bin ``b = ix * nby + iy`` are
-    ``order[start[b]:start[b + 1]]`` (in their original order).
-    """
-    n = x.size
-    nb = nbx * nby
-    key = np.empty(n, dtype=np.int64)
-    counts = np.zeros(nb + 1, dtype=np.int64)
-    for i in range(n):
-        ix = int((x[i] - x0) / size)
-        iy = int((y[i] - y0) / size)
-        ix = min(max(ix, 0), nbx - 1)
-        iy = min(max(iy, 0), nby - 1)
-        k = ix * nby + iy
-        key[i] = k
-        counts[k + 1] += 1
-    for b in range(nb):
-        counts[b + 1] += counts[b]
-    fill = counts[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        k = key[i]
-        order[fill[k]] = i
-        fill[k] += 1
-    return counts, order
 
 
 @jit_parallel
@@ -116,7 +87,7 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
         size *= 2.0
     nbx = int(wx / size) + 1
     nby = int(wy / size) + 1
-    start, order = _bin_points(ex, ey, x0, y0, size, nbx, nby)
+    order, start = hash_points(ex, ey, x0, y0, size, nbx, nby)
     c2 = cutoff * cutoff
     for j in prange(m):
         fx = (qx[j] - x0) / size
@@ -127,7 +98,7 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
         acc = 0.0
         for ix in range(max(ixlo, 0), min(ixlo + 3, nbx)):
             for iy in range(max(iylo, 0), min(iylo + 3, nby)):
-                b = ix * nby + iy
+                b = iy * nbx + ix
                 for p in range(start[b], start[b + 1]):
                     i = order[p]
                     dx = qx[j] - ex[i]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spatial import hash_points
 from ._jit import jit, jit_parallel, prange
 
 __all__ = [
@@ -82,21 +83,7 @@ def build_hash_grid(x, y, cell_m):
         h *= 2.0
     nx = int((x1 - x0) / h) + 1
     ny = int((y1 - y0) / h) + 1
-    key = np.empty(n, dtype=np.int64)
-    counts = np.zeros(nx * ny + 1, dtype=np.int64)
-    for i in range(n):
-        cx = min(int((x[i] - x0) / h), nx - 1)
-        cy = min(int((y[i] - y0) / h), ny - 1)
-        key[i] = cy * nx + cx
-        counts[key[i] + 1] += 1
-    for k in range(nx * ny):
-        counts[k + 1] += counts[k]
-    cell_start = counts.copy()
-    fill = counts[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        order[fill[key[i]]] = i
-        fill[key[i]] += 1
+    order, cell_start = hash_points(x, y, x0, y0, h, nx, ny)
     return order, cell_start, x0, y0, h, nx, ny
 
 
