@@ -1,7 +1,7 @@
 """The same 8-job batch serially and on a 2-worker LocalCluster (riskgrid.distributed).
 
 Batch: 4 simulated cities (1.5 years, ~62k events each, different centres and
-seeds) x 2 model variants (KDEHotspot 300 m / 90 days, ProspectiveHotspot),
+seeds) x 2 model variants (KDEHotspot 300 m / 90 days, GridHawkes with 1 ring of spill-over),
 each job a weekly walk-forward backtest over the first half of the second
 year (26 origins), so 208 tasks of one (variant, origin) each.
 
@@ -34,7 +34,7 @@ distributed = pytest.importorskip("distributed")
 CENTRES = [(41.85, -87.65), (40.71, -74.00), (37.77, -122.42), (34.05, -118.24)]
 VARIANTS = {
     "kde300": ModelSpec("KDEHotspot", {"bandwidth_m": 300.0, "window_days": 90.0}),
-    "prospective": ModelSpec("ProspectiveHotspot", {}),
+    "gridhawkes_s1": ModelSpec("GridHawkes", {"spillover_rings": 1}),
 }
 
 
@@ -49,7 +49,7 @@ def batch(tmp_path_factory):
         n_events += len(df)
         for v, spec in VARIANTS.items():
             jobs.append(BacktestJob(f"city{i}-{v}", str(path), models={v: spec}, start="2023-01-01",
-                                    end="2023-07-02", step_days=7, horizon_days=7, train_days=365))
+                                    end="2023-07-02", step_days=7, horizon_days=7, train_days=180))
     return jobs, n_events
 
 

@@ -61,6 +61,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+import dask
 import numpy as np
 import pandas as pd
 
@@ -749,8 +750,19 @@ def local_client(
         silence_logs=logging.WARNING,
         dashboard_address=":8787",
     )
+    user_env = cluster_kwargs.pop("env", None) or {}
     kwargs.update(cluster_kwargs)
-    with LocalCluster(**kwargs) as cluster, Client(cluster, set_as_default=False) as client:
+    kwargs["env"] = {**kwargs["env"], **user_env}
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 so that they
+    # hand memory back to the OS eagerly. Setting it also freezes glibc's mmap
+    # threshold at 128 KiB, so every large temporary numpy array is mmapped and
+    # page-faulted afresh: measured here, every model fit ran ~23 % slower in a
+    # worker than in a plain process. riskgrid's LocalCluster leaves glibc's
+    # adaptive defaults alone (unless the user's dask config sets another value).
+    pre = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    if str(pre.get("MALLOC_TRIM_THRESHOLD_", "")) == "65536":
+        del pre["MALLOC_TRIM_THRESHOLD_"]
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre}), LocalCluster(**kwargs) as cluster, Client(cluster, set_as_default=False) as client:
         client.riskgrid_numba_threads = nt
         link = dashboard_address(client)
         logger.info(

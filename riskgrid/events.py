@@ -187,6 +187,8 @@ class EventSet:
         self.rejected = rejected
         self.source = source
         self._projection = None
+        # grid token -> cell index per event (HexGrid.assign memo; slices travel with between/select)
+        self._cells_cache: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _ro(a: np.ndarray) -> np.ndarray:
@@ -348,6 +350,10 @@ class EventSet:
             source=self.source,
         )
         out._projection = self._projection
+        for key, cells in self._cells_cache.items():
+            sub = cells[idx]
+            sub.flags.writeable = False
+            out._cells_cache[key] = sub
         return out
 
     # ------------------------------------------------------------- accessors

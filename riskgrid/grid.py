@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from functools import cached_property
 
 import h3
@@ -74,6 +75,8 @@ class HexGrid:
         self.cells = cells
         self.resolution = int(resolution)
         self._neighbours: dict[int, tuple] = {}
+        # identifies this (immutable) grid in EventSet's memo of assignments, across processes too
+        self._token = uuid.uuid4().hex
 
     # ---------------------------------------------------------------- builders
     @classmethod
@@ -184,9 +187,20 @@ class HexGrid:
         """Cell index (int64 into :attr:`cells`, -1 outside the grid) of every event.
 
         Accepts an :class:`EventSet` or two arrays ``(lat, lon)`` in degrees.
+        The result for an EventSet is read-only (memoised, see above).
         """
         if isinstance(events_or_lat, EventSet):
-            lat, lon = events_or_lat.lat, events_or_lat.lon
+            # EventSets are immutable: the assignment is memoised on the set (and
+            # sliced along by between/select), so repeated fits on windows of the
+            # same events (backtests) do not call H3 again.
+            memo = events_or_lat._cells_cache
+            if self._token not in memo:
+                if len(memo) >= 4:
+                    memo.pop(next(iter(memo)))
+                cells = self.index_of(latlng_to_cells(events_or_lat.lat, events_or_lat.lon, self.resolution))
+                cells.flags.writeable = False
+                memo[self._token] = cells
+            return memo[self._token]
         else:
             lat = events_or_lat
             if lon is None:

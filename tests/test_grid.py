@@ -102,3 +102,18 @@ def test_from_geojson_polygon_with_hole(tmp_path):
 def test_bad_resolution():
     with pytest.raises(ValueError, match="resolution"):
         HexGrid.from_cells([h3.str_to_int(h3.latlng_to_cell(41.8, -87.7, 9))], resolution=16)
+
+
+def test_assign_memo_is_per_grid_and_travels_with_slices(sim_city):
+    _, events, grid = sim_city
+    fresh = rg.EventSet.from_frame(events.to_frame().reset_index(drop=True), category="category")
+    direct = grid.assign(fresh.lat, fresh.lon)
+    memo = grid.assign(fresh)
+    np.testing.assert_array_equal(memo, direct)
+    assert grid.assign(fresh) is memo  # memoised
+    sub = fresh.between(fresh.t[100], fresh.t[500]).select(fresh.categories[0])
+    np.testing.assert_array_equal(grid.assign(sub), grid.assign(sub.lat, sub.lon))
+    # a different grid (here: one ring smaller) never reuses another grid's assignment
+    small = HexGrid.from_events(fresh, resolution=9, buffer_rings=0)
+    np.testing.assert_array_equal(small.assign(fresh), small.index_of(rg.latlng_to_cells(fresh.lat, fresh.lon, 9)))
+    assert not np.array_equal(small.assign(fresh), memo)
