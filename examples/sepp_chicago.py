@@ -83,6 +83,22 @@ def main() -> int:
     for a, b, d, ar in zip(de[:-1], de[1:], dp, ring):
         print(f"  {a:5.0f}-{b:<5.0f}      {d * 1e6:12.3f}                  {d * ar:6.3f}")
 
+    # calendar: weekday and month factors of the background, checked on held-out months
+    kw = dict(bandwidth_m=eg.bandwidth_m_, max_days=60.0, max_distance_m=1000.0, min_sigma_m=50.0)
+    train = events.between(None, "2017-01-01")
+    print("\nbackground calendar (fit 2016, held-out log-likelihood per event on Jan-Mar 2017)")
+    base = None
+    for seasonality in (None, "day_of_week", "day_of_week+month"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rg.ConvergenceWarning)
+            m = SEPP(seasonality=seasonality, **kw).fit(train, grid, end="2017-01-01")
+        held = m.score(events, end="2017-04-01")
+        base = held if base is None else base
+        print(f"  seasonality={seasonality!s:18} held-out {held:.5f} nats/event ({held - base:+.5f})")
+        if seasonality == "day_of_week+month":
+            print("  weekday factors  " + "  ".join(f"{k} {v:.2f}" for k, v in m.day_of_week_factor_.items()))
+            print("  month factors    " + "  ".join(f"{k} {v:.2f}" for k, v in m.month_factor_.items()))
+
     import matplotlib
 
     matplotlib.use("Agg")

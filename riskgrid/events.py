@@ -171,11 +171,16 @@ class EventSet:
     rejected : pandas.DataFrame
         Rows rejected with ``on_invalid="drop"``, with a ``reason`` column
         (several reasons joined by ``"; "``). Empty otherwise.
+    local_tz : tzinfo or None
+        The time zone the timestamps came with (a pandas tz-aware column, e.g.
+        ``America/Chicago``), used for calendar effects (weekday, month) on
+        the local wall clock; UTC for aware timestamps parsed from strings
+        with offsets; ``None`` for naive (wall-clock) timestamps.
     """
 
     origin = EPOCH
 
-    def __init__(self, t, lat, lon, weight, codes, categories, timestamps, extra, rejected, source=None):
+    def __init__(self, t, lat, lon, weight, codes, categories, timestamps, extra, rejected, source=None, local_tz=None):
         self.t = self._ro(np.ascontiguousarray(t, dtype=np.float64))
         self.lat = self._ro(np.ascontiguousarray(lat, dtype=np.float64))
         self.lon = self._ro(np.ascontiguousarray(lon, dtype=np.float64))
@@ -186,6 +191,7 @@ class EventSet:
         self.extra = extra
         self.rejected = rejected
         self.source = source
+        self.local_tz = local_tz if local_tz is not None else getattr(timestamps.dt, "tz", None)
         self._projection = None
         # grid token -> cell index per event (HexGrid.assign memo; slices travel with between/select)
         self._cells_cache: dict[str, np.ndarray] = {}
@@ -333,6 +339,7 @@ class EventSet:
             timestamps=ts_sorted,
             extra=extra,
             rejected=rejected,
+            local_tz=df[time].dtype.tz if isinstance(df[time].dtype, pd.DatetimeTZDtype) else None,
         )
 
     def _take(self, idx: np.ndarray, codes=None, categories=None) -> "EventSet":
@@ -348,6 +355,7 @@ class EventSet:
             extra=self.extra.iloc[idx],
             rejected=self.rejected,
             source=self.source,
+            local_tz=self.local_tz,
         )
         out._projection = self._projection
         for key, cells in self._cells_cache.items():

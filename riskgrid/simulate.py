@@ -28,6 +28,8 @@ def simulate(
     categories: Sequence[str] | None = None,
     category_probs: Sequence[float] | None = None,
     cross_excitation: np.ndarray | None = None,
+    day_of_week_profile: Sequence[float] | None = None,
+    month_profile: Sequence[float] | None = None,
     seed: int | None = None,
 ) -> pd.DataFrame:
     """Simulate a self-exciting point process by its branching structure.
@@ -51,6 +53,15 @@ def simulate(
     cross_excitation : (K, K) array, optional
         ``cross_excitation[a, b]`` = mean number of type-``b`` children of a
         type-``a`` event. Defaults to ``theta`` on the diagonal only.
+    day_of_week_profile : sequence of 7 floats, optional
+        Multipliers of the background rate by day of the week (Monday first):
+        on a day ``d`` of month ``m`` (wall clock of ``start``) background
+        events arrive at ``background_rate × day_of_week_profile[d] ×
+        month_profile[m]`` events/day (thinning of a homogeneous process).
+        ``None``: all ones. Offspring are not modulated.
+    month_profile : sequence of 12 floats, optional
+        Multipliers of the background rate by calendar month (January first);
+        ``None``: all ones.
     seed : int, optional
         Makes the simulation reproducible.
 
@@ -87,9 +98,20 @@ def simulate(
     if probs.shape != (K,) or (probs < 0).any() or not np.isclose(probs.sum(), 1):
         raise ValueError("category_probs must be K non-negative numbers summing to 1")
 
+    dow_p = _profile(day_of_week_profile, 7, "day_of_week_profile")
+    month_p = _profile(month_profile, 12, "month_profile")
+    start_ts = pd.Timestamp(start)
     rng = np.random.default_rng(seed)
-    n_bg = rng.poisson(background_rate * n_days)
+    modulated = day_of_week_profile is not None or month_profile is not None
+    peak = float(dow_p.max() * month_p.max())
+    n_bg = rng.poisson(background_rate * peak * n_days)
     t0 = np.sort(rng.uniform(0, n_days, n_bg))
+    if modulated:
+        # thinning: keep a point at time t with probability rate(t) / peak rate
+        day = (start_ts + pd.to_timedelta(t0, unit="D")).normalize()
+        keep_p = dow_p[day.day_of_week.to_numpy()] * month_p[day.month.to_numpy() - 1] / peak
+        t0 = t0[rng.random(n_bg) < keep_p]
+        n_bg = t0.size
     half = extent_m / 2
     hot = rng.uniform(-0.4 * extent_m, 0.4 * extent_m, size=(max(n_hotspots, 1), 2))
     is_uniform = rng.random(n_bg) < (uniform_fraction if n_hotspots > 0 else 1.0)
@@ -108,7 +130,6 @@ def simulate(
     parent_sorted = np.where(parent_sorted >= 0, rank[np.maximum(parent_sorted, 0)], -1)
     proj = LocalProjection(float(center[0]), float(center[1]))
     lat, lon = proj.inverse(x[order], y[order])
-    start_ts = pd.Timestamp(start)
     ts = start_ts + pd.to_timedelta(t[order], unit="D")
     df = pd.DataFrame(
         {
@@ -136,6 +157,18 @@ def simulate(
         "start": str(start_ts),
         "categories": categories,
         "hotspots_xy_m": hot.tolist(),
+        "day_of_week_profile": dow_p.tolist(),
+        "month_profile": month_p.tolist(),
         "seed": seed,
     }
     return df
+
+
+def _profile(value, n: int, name: str) -> np.ndarray:
+    """``n`` non-negative finite multipliers (all ones for ``None``), not all zero."""
+    if value is None:
+        return np.ones(n)
+    p = np.asarray(value, dtype=float)
+    if p.shape != (n,) or not np.all(np.isfinite(p)) or (p < 0).any() or not (p > 0).any():
+        raise ValueError(f"{name} must be {n} non-negative finite numbers, not all zero; got {value!r}")
+    return p

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -68,3 +69,25 @@ def test_xy_consistent_with_latlon():
     x, y = rg.LocalProjection(40.7, -74.0).forward(df.lat, df.lon)
     np.testing.assert_allclose(x, df.x_m, atol=1e-5)
     np.testing.assert_allclose(y, df.y_m, atol=1e-5)
+
+
+def test_background_follows_day_of_week_and_month_profiles():
+    dow = np.array([1.0, 1.0, 1.0, 1.0, 1.5, 2.0, 0.5])
+    month = np.linspace(0.6, 1.4, 12)
+    df = rg.simulate(n_days=730, background_rate=40, theta=0.2, start="2023-01-01",
+                     day_of_week_profile=dow, month_profile=month, seed=8)
+    bg = df[df.generation == 0]
+    # expected background count per (weekday, month) = rate × profile × days of that kind
+    days = pd.date_range("2023-01-01", periods=730, freq="D")
+    exp = np.zeros((7, 12))
+    np.add.at(exp, (days.day_of_week, days.month - 1), 40 * dow[days.day_of_week] * month[days.month - 1])
+    obs = np.zeros((7, 12))
+    np.add.at(obs, (bg.timestamp.dt.day_of_week.to_numpy(), bg.timestamp.dt.month.to_numpy() - 1), 1)
+    chi2 = np.sum((obs - exp) ** 2 / exp)
+    assert stats.chi2.sf(chi2, df=84) > 1e-3
+    assert obs.sum(axis=1)[5] / obs.sum(axis=1)[6] == pytest.approx(4.0, rel=0.08)
+    assert df.attrs["simulation"]["day_of_week_profile"] == dow.tolist()
+    with pytest.raises(ValueError, match="day_of_week_profile must be 7"):
+        rg.simulate(n_days=10, day_of_week_profile=[1, 2, 3])
+    with pytest.raises(ValueError, match="month_profile"):
+        rg.simulate(n_days=10, month_profile=[-1.0] * 12)

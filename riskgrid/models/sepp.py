@@ -44,11 +44,13 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+import pandas as pd
 from h3.api import numpy_int as h3i
 
 from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels import sepp as K
+from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel
 
 __all__ = ["SEPP"]
@@ -371,6 +373,18 @@ class SEPP(RiskModel):
         exp(-max_d² / 2 sigma²)`` is checked and a
         :class:`~riskgrid.ConvergenceWarning` is raised above 1e-3. For the
         histogram trigger they are the outer bin edges.
+    seasonality : {None, "day_of_week", "month", "day_of_week+month"}
+        Multiplies the background by calendar factors:
+        ``mu(x, y, t) = (N_bg / T) f(x, y) F[day_of_week(t), month(t)]`` with
+        ``F = a[day] × b[month]`` normalised to mean 1 over the fit window (so
+        ``background_rate_`` stays the mean background events/day). The
+        factors are fitted in the same M-step as the KDE, from the background
+        probabilities (closed form; iterative proportional fitting when both).
+        Phases use the data's wall clock (local midnights for time-zone-aware
+        data, see :mod:`riskgrid.seasonal`). ``"day_of_week"`` needs a fit
+        window of at least 7 days and ``"month"`` one touching all 12 months.
+        Matters most for short horizons (the nightly 1-day forecast); over a
+        whole week the day-of-week factors average out.
     max_iter : int
         Maximum number of EM iterations (per truncation stage).
     tol : float
@@ -423,6 +437,10 @@ class SEPP(RiskModel):
         Trigger mass beyond the truncation (exp-gauss; 0 for histogram).
     n_pairs_ : int
         Candidate parent pairs in the final stage.
+    day_of_week_factor_, month_factor_ : pandas.Series
+        Fitted background multipliers by day of the week (Mon..Sun) and month
+        (Jan..Dec), each with mean 1 over the fit window; all ones for a
+        factor not in ``seasonality``.
 
     Notes
     -----
@@ -452,6 +470,7 @@ class SEPP(RiskModel):
         time_bins=12,
         distance_bins=10,
         min_sigma_m: float = 10.0,
+        seasonality: str | None = None,
         progress: bool = False,
     ):
         self.trigger = trigger
@@ -464,6 +483,7 @@ class SEPP(RiskModel):
         self.time_bins = time_bins
         self.distance_bins = distance_bins
         self.min_sigma_m = min_sigma_m
+        self.seasonality = seasonality
         self.progress = progress
 
     # ------------------------------------------------------------ validation
@@ -472,6 +492,7 @@ class SEPP(RiskModel):
             raise ValueError(f"trigger must be one of {_TRIGGERS}, got {self.trigger!r}")
         if self.background not in _BACKGROUNDS:
             raise ValueError(f"background must be one of {_BACKGROUNDS}, got {self.background!r}")
+        check_seasonality(self.seasonality)
         if not (isinstance(self.min_sigma_m, (int, float, np.number)) and np.isfinite(self.min_sigma_m) and self.min_sigma_m > 0):
             raise ValueError(f"min_sigma_m must be a positive finite number (metres), got {self.min_sigma_m!r}")
         for name in ("bandwidth_m", "max_distance_m", "max_days"):
@@ -502,6 +523,7 @@ class SEPP(RiskModel):
         self._span = T - T0
         self._tau = T - t  # days from each event to the end of the window
         self._tau_asc = np.ascontiguousarray(self._tau[::-1])
+        self._init_seasonal(events.local_tz)
         self._samples = cell_samples(grid)
         self._n_cells = len(grid)
 
@@ -608,6 +630,8 @@ class SEPP(RiskModel):
         self.log_likelihood_ = float(st["ll"])
         self._mu_events = st["mu"]
         self._bg_norm = st["Z"]
+        self.day_of_week_factor_ = pd.Series(self._F_dow.copy(), index=pd.Index(DAY_NAMES, name="day_of_week"), name="factor")
+        self.month_factor_ = pd.Series(self._F_month.copy(), index=pd.Index(MONTH_NAMES, name="month"), name="factor")
         # per-cell integral of the normalised background density (dimensionless, sums to 1)
         px, py, pw, pc = self._samples
         with _threads(self._kde.cost + 10.0 * px.size):
@@ -625,7 +649,42 @@ class SEPP(RiskModel):
         dens = self._kde.at(self._x, self._y) / Z
         floor = 1e-12 / float(pw.sum())
         mu = (n_bg / self._span) * np.maximum(dens, floor)
+        if self._seasonal:
+            W = np.bincount(self._phase, weights=w, minlength=84).reshape(7, 12)
+            self._F, self._F_dow, self._F_month = seasonal_factor(W, self._exposure_fit, *self._seasonal_kinds)
+            mu *= self._F.ravel()[self._phase]
         return mu, Z, n_bg
+
+    # -------------------------------------------------------------- seasonal
+    def _init_seasonal(self, tz):
+        use_dow, use_month = check_seasonality(self.seasonality)
+        self._seasonal = use_dow or use_month
+        self._seasonal_kinds = (use_dow, use_month)
+        self._calendar = Calendar(tz)
+        self._F, self._F_dow, self._F_month = np.ones((7, 12)), np.ones(7), np.ones(12)
+        if not self._seasonal:
+            return
+        E = self._calendar.exposure(self._T0, self._T)
+        self._exposure_fit = E
+        if use_dow and not (E.sum(axis=1) > 0).all():
+            raise ValueError(
+                f"seasonality={self.seasonality!r} needs a fit window covering every day of the week; "
+                f"it spans {self._span:.3g} days"
+            )
+        if use_month and not (E.sum(axis=0) > 0).all():
+            missing = [MONTH_NAMES[m] for m in np.flatnonzero(E.sum(axis=0) == 0)]
+            raise ValueError(
+                f"seasonality={self.seasonality!r} needs a fit window touching all 12 months; "
+                f"it spans {self._span:.3g} days and misses {', '.join(missing)}"
+            )
+        dow, month = self._calendar.phases(self._t)
+        self._phase = dow * 12 + month
+
+    def _background_integral(self, a, b):
+        """``∫_a^b F(t) dt`` (days): the calendar-weighted length of ``[a, b)``."""
+        if not self._seasonal:
+            return max(float(b) - float(a), 0.0)
+        return float(np.sum(self._F * self._calendar.exposure(float(a), float(b))))
 
     def _select_bandwidth(self):
         t, x, y = self._t, self._x, self._y
@@ -782,7 +841,7 @@ class SEPP(RiskModel):
 
     def _predict(self, start_days, horizon_days):
         s, H = float(start_days), float(horizon_days)
-        bg = self.background_rate_ * H * self._bg_cell_mass
+        bg = self.background_rate_ * self._background_integral(s, s + H) * self._bg_cell_mass
         lag0 = s - self._t
         recent = lag0 < self.max_days_
         w = self._time_integral(lag0[recent], lag0[recent] + H)
@@ -800,6 +859,8 @@ class SEPP(RiskModel):
         }
         if self.trigger == "exp-gauss":
             out.update(omega_per_day=float(self.omega_), sigma_m=float(self.sigma_m_))
+        if self.seasonality is not None:
+            out["seasonality"] = str(self.seasonality)
         return out
 
     # ------------------------------------------------------------------ score
@@ -835,6 +896,9 @@ class SEPP(RiskModel):
         indptr, dt, r2 = candidate_pairs(t, x, y, self.max_days_, self.max_distance_m_, j_first=n0)
         mu = np.ones(t.size)
         mu[n0:] = self.background_rate_ * np.maximum(self._kde.at(xn, yn) / self._bg_norm, 1e-12 / float(self._samples[2].sum()))
+        if self._seasonal:
+            dow, month = self._calendar.phases(tn)
+            mu[n0:] *= self._F[dow, month]
         nch = _n_chunks(t.size)
         if self.trigger == "exp-gauss":
             lam = K.estep_expgauss(indptr, dt, r2, mu, self.theta_, self.omega_, self.sigma_m_, nch)[0]
@@ -843,5 +907,5 @@ class SEPP(RiskModel):
                 indptr, dt, r2, mu, self.trigger_time_profile_, self.trigger_time_edges_,
                 self.trigger_distance_profile_, self.trigger_distance_edges_**2, nch,
             )[0]
-        comp = self.background_rate_ * (T2 - T) + float(np.sum(self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
+        comp = self.background_rate_ * self._background_integral(T, T2) + float(np.sum(self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
         return float((np.sum(np.log(lam[n0:])) - comp) / tn.size)
