@@ -1,4 +1,4 @@
-"""The nightly job end to end on Chicago, the rasteriser at 2,000 x 2,000, and zone selection.
+"""The nightly job end to end on Chicago, the rasteriser at about 2,000 x 2,000 and 4,000 x 4,000 pixels, and zone selection.
 
 Run: ``pytest benchmarks/test_bench_job.py --benchmark-only --benchmark-group-by=group``.
 Target: the whole Chicago job (two years of events, H3 res 9, GridHawkes with
@@ -75,27 +75,29 @@ def big_forecast():
     return rg.risk_dataset(risk), grid
 
 
-@pytest.mark.benchmark(group="rasterize ~2000 x 2000")
-@pytest.mark.parametrize("method", ["block fill (riskgrid)", "per-pixel h3 (reference)"])
-def test_bench_rasterize(benchmark, big_forecast, method):
+@pytest.mark.parametrize("pixel_m", [38.0, 19.0], ids=["2037x1890", "4072x3779"])
+@pytest.mark.parametrize("method", ["lattice + blocks + polygons (riskgrid)", "lattice + blocks only",
+                                    "per-pixel h3 (reference)"])
+def test_bench_rasterize(benchmark, big_forecast, method, pixel_m):
     ds, grid = big_forecast
-    pixel_m = 19.0
+    benchmark.group = f"rasterize, res 9, {pixel_m:g} m pixels"
     x0, y0, dx, dy, w, h = rio._raster_frame(grid, pixel_m, "EPSG:3857")
     lon, lat = rio.pixel_centres_lonlat(x0, y0, dx, dy, w, h, "EPSG:3857")
-    edge_px = grid.edge_length_m / pixel_m if method.startswith("block") else 1.0  # 1.0 -> stride 1, every pixel
-    rio._rasterize_ids(lat[:50], lon[:50], grid.resolution, edge_px, fill_uniform_blocks)  # compile
-    ids = benchmark.pedantic(rio._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, fill_uniform_blocks),
-                             rounds=2 if method.startswith("block") else 1, iterations=1)
+    edge_px = grid.edge_length_m / pixel_m if not method.startswith("per-pixel") else 1.0  # 1.0 -> every pixel
+    polygons = "polygons" in method
+    rio._rasterize_ids(lat[:50], lon[:50], grid.resolution, 6.0, fill_uniform_blocks, polygons)  # compile
+    ids = benchmark.pedantic(rio._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, fill_uniform_blocks, polygons),
+                             rounds=1 if method.startswith("per-pixel") else 3, iterations=1)
     benchmark.extra_info["n_events"] = 0
     benchmark.extra_info["pixels"] = f"{w} x {h}"
     assert ids.shape == (h, w) and w * h > 3_500_000
 
 
-@pytest.mark.benchmark(group="rasterize + write COG ~2000 x 2000")
+@pytest.mark.benchmark(group="rasterize + write COG 2037 x 1890")
 def test_bench_write_geotiff(benchmark, big_forecast, tmp_path):
     ds, grid = big_forecast
     rio.write_geotiff(ds, tmp_path / "warm.tif", pixel_m=200, grid=grid)
-    benchmark.pedantic(rio.write_geotiff, args=(ds, tmp_path / "r.tif"), kwargs=dict(pixel_m=19.0, grid=grid),
+    benchmark.pedantic(rio.write_geotiff, args=(ds, tmp_path / "r.tif"), kwargs=dict(pixel_m=38.0, grid=grid),
                        rounds=2, iterations=1)
     benchmark.extra_info["n_events"] = 0
 

@@ -417,10 +417,14 @@ def rasterize(obj, pixel_m: float = 50.0, crs: str = "EPSG:3857", grid: HexGrid 
 
     Notes
     -----
-    Exact and fast: H3 is evaluated on a lattice of pixel centres every
-    ``s`` pixels (``s`` about a third of a hexagon edge); blocks whose four corners
-    share a cell are filled (hexagons are convex), the other pixels are
-    evaluated one by one (:mod:`riskgrid.kernels.raster`).
+    Exact and fast: H3 is evaluated on a lattice of pixel centres about one
+    hexagon edge apart; blocks whose four corners share a cell are filled
+    (hexagons are convex); in the other blocks a pixel takes a corner cell
+    when it lies inside that cell's boundary by more than a safety margin
+    (1 cm plus a bound on the great-circle/plane difference); the few pixels
+    left (near an edge, or in a cell poking in between the corners) get one
+    H3 call each (:mod:`riskgrid.kernels.raster`). Measured on 2 cores:
+    2,037 × 1,890 pixels in 0.45 s (per-pixel H3: 2.5 s).
     """
     from affine import Affine
 
@@ -444,10 +448,19 @@ def rasterize(obj, pixel_m: float = 50.0, crs: str = "EPSG:3857", grid: HexGrid 
     return out.reshape(height, width), transform, index.reshape(height, width)
 
 
-def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, fill_kernel):
-    """H3 id of every pixel centre (rows of constant latitude, columns of constant longitude)."""
+def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, fill_kernel, polygons=True):
+    """H3 id of every pixel centre (rows of constant latitude, columns of constant longitude).
+
+    ``edge_px``: hexagon edge length in pixels. Three exact stages: H3 on a
+    lattice of pixel centres, uniform blocks filled (``fill_kernel``), then
+    (``polygons``) point-in-cell tests against the corner cells' boundaries
+    with a safety margin; whatever is left gets one H3 call per pixel.
+    """
+    from .kernels.raster import assign_by_polygons
+
     height, width = lat_rows.size, lon_cols.size
-    stride = int(max(1, round(edge_px / 3)))  # measured optimum: about a third of a hexagon edge
+    # measured optima: one hexagon edge with the polygon stage, a third of one without it
+    stride = int(max(1, round(edge_px * (1.0 if polygons else 1 / 3))))
     if stride < 2:
         la = np.repeat(lat_rows, width)
         lo = np.tile(lon_cols, height)
@@ -460,10 +473,85 @@ def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, fill_kernel):
     out = np.zeros((height, width), dtype=np.uint64)
     known = np.zeros((height, width), dtype=np.bool_)
     fill_kernel(lattice, rows, cols, out, known)
+    if polygons:
+        poly_ids = np.unique(lattice)
+        vptr, vlat, vlon = _cell_boundaries(poly_ids)
+        if np.ptp(lon_cols) < 90 and np.all(np.abs(lat_rows) < 85) and not _crosses_antimeridian(vptr, vlon):
+            planes = _cell_planes(vptr, vlat, vlon)
+            assign_by_polygons(lattice, rows, cols, np.ascontiguousarray(lat_rows, dtype=np.float64),
+                               np.ascontiguousarray(lon_cols, dtype=np.float64), poly_ids, *planes,
+                               _polygon_margin_m(resolution, float(np.max(np.abs(lat_rows)))), out, known)
     ii, jj = np.nonzero(~known)
     if ii.size:
         out[ii, jj] = _cells_exact(lat_rows[ii], lon_cols[jj], resolution)
     return out
+
+
+def _polygon_margin_m(resolution: int, max_abs_lat: float) -> float:
+    """Safety margin (metres) of the polygon stage of the rasteriser.
+
+    Cell edges are great-circle arcs; in the local equirectangular plane used
+    by the point-in-cell test they bow away from the straight chord by at most
+    about ``L² (1 + |tan lat|) / (8 R)`` for an edge of length ``L`` (0.7 mm
+    for a 200 m edge at 42°; edges vary by about ±30 % around the resolution's
+    average), and vertices are stored to ~1e-9 degrees. The margin is 1 cm
+    plus eight times that bound for the average edge.
+    """
+    from h3.api import numpy_int as h3i
+
+    edge_m = h3i.average_hexagon_edge_length(int(resolution), unit="m")
+    t = abs(np.tan(np.radians(min(max_abs_lat, 85.0))))
+    return 0.01 + edge_m**2 * (1.0 + t) / 6_371_007.18
+
+
+def _cell_boundaries(cells):
+    """CSR boundary vertices (degrees) of H3 cells: ``(vptr, vlat, vlon)``."""
+    from h3.api import numpy_int as h3i
+
+    bounds = [h3i.cell_to_boundary(int(c)) for c in cells]
+    counts = np.fromiter((len(b) for b in bounds), dtype=np.int64, count=len(bounds))
+    vptr = np.zeros(len(bounds) + 1, dtype=np.int64)
+    np.cumsum(counts, out=vptr[1:])
+    flat = np.array([v for b in bounds for v in b], dtype=np.float64).reshape(-1, 2)
+    return vptr, np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1])
+
+
+def _cell_planes(vptr, vlat, vlon):
+    """Each cell's boundary in its own local plane: ``(lat0, lon0, cos0, eptr, nx, ny, off)``.
+
+    Origin at the mean vertex, x = east and y = north in metres on H3's
+    authalic sphere; every edge as an inward unit normal and an offset, so the
+    signed distance of a point inside the cell is ``min(nx x + ny y - off)``.
+    Zero-length edges get a zero normal and offset ``-inf`` (never binding).
+    """
+    from .kernels.raster import _M_PER_DEG
+
+    n = vptr.size - 1
+    counts = np.diff(vptr)
+    owner = np.repeat(np.arange(n), counts)
+    lat0 = np.bincount(owner, weights=vlat, minlength=n) / counts
+    lon0 = np.bincount(owner, weights=vlon, minlength=n) / counts
+    cos0 = np.cos(np.radians(lat0))
+    x = (vlon - lon0[owner]) * cos0[owner] * _M_PER_DEG
+    y = (vlat - lat0[owner]) * _M_PER_DEG
+    nxt = np.arange(vlat.size) + 1
+    nxt[vptr[1:] - 1] = vptr[:-1]  # each polygon's last vertex closes on its first
+    ex, ey = x[nxt] - x, y[nxt] - y
+    orient = np.sign(np.bincount(owner, weights=x * y[nxt] - x[nxt] * y, minlength=n))[owner]  # +1 CCW
+    length = np.hypot(ex, ey)
+    ok = length > 0
+    nx = np.where(ok, -ey / np.where(ok, length, 1.0), 0.0) * orient
+    ny = np.where(ok, ex / np.where(ok, length, 1.0), 0.0) * orient
+    off = np.where(ok, nx * x + ny * y, -np.inf)
+    return lat0, lon0, cos0, vptr, nx, ny, off
+
+
+def _crosses_antimeridian(vptr, vlon) -> bool:
+    """True when some cell's vertices span more than 180° of longitude."""
+    if vlon.size == 0:
+        return False
+    starts = vptr[:-1]
+    return bool(np.any(np.maximum.reduceat(vlon, starts) - np.minimum.reduceat(vlon, starts) > 180.0))
 
 
 def _cells_exact(lat, lon, resolution):

@@ -6,6 +6,7 @@ import struct
 
 import h3
 import numpy as np
+from h3.api import numpy_int as h3i
 import pandas as pd
 import pytest
 import xarray as xr
@@ -170,6 +171,72 @@ def test_rasterize_exact_against_per_pixel_h3(forecast):
         fast = rio._rasterize_ids(lat[sl[0]], lon[sl[1]], grid.resolution, grid.edge_length_m / pixel_m,
                                   fill_uniform_blocks)
         np.testing.assert_array_equal(fast, naive_raster_ids(lat[sl[0]], lon[sl[1]], grid.resolution))
+
+
+def _pentagon_centre(res):
+    import h3
+
+    return h3.cell_to_latlng(h3.get_pentagons(res)[3])
+
+
+@pytest.mark.parametrize(
+    "lat,lon,res,pixel_m",
+    [
+        (41.85, -87.65, 9, 20.0),  # Chicago, the usual case
+        (64.13, -21.90, 8, 45.0),  # Reykjavik: high latitude
+        (-0.18, -78.47, 6, 700.0),  # Quito: coarse cells (edge ~3.7 km), equator
+        (-33.87, 151.21, 12, 1.2),  # Sydney: fine cells (edge ~10 m)
+        ("pentagon", None, 7, 80.0),  # a pentagon and the icosahedron face edges around it
+    ],
+)
+def test_polygon_stage_matches_per_pixel_h3(lat, lon, res, pixel_m):
+    from riskgrid.kernels.raster import assign_by_polygons
+
+    if lat == "pentagon":
+        lat, lon = _pentagon_centre(res)
+    h, w = 150, 170
+    dlat = pixel_m / 111_195.0
+    lat_rows = lat + dlat * (h / 2 - np.arange(h) - 0.5) + 0.123 * dlat
+    lon_cols = lon + dlat / np.cos(np.radians(lat)) * (np.arange(w) - w / 2 + 0.5)
+    ref = naive_raster_ids(lat_rows, lon_cols, res)
+    # the whole rasteriser is exact
+    edge_px = h3i.average_hexagon_edge_length(res, unit="m") / pixel_m
+    np.testing.assert_array_equal(rio._rasterize_ids(lat_rows, lon_cols, res, edge_px, fill_uniform_blocks), ref)
+    # and the polygon stage does the bulk of the work, never wrongly
+    stride = int(round(edge_px))
+    rows = np.unique(np.append(np.arange(0, h, stride), h - 1)).astype(np.int64)
+    cols = np.unique(np.append(np.arange(0, w, stride), w - 1)).astype(np.int64)
+    lattice = np.ascontiguousarray(ref[np.ix_(rows, cols)])
+    out = np.zeros((h, w), dtype=np.uint64)
+    known = np.zeros((h, w), dtype=bool)
+    fill_uniform_blocks(lattice, rows, cols, out, known)
+    before = known.sum()
+    poly_ids = np.unique(lattice)
+    planes = rio._cell_planes(*rio._cell_boundaries(poly_ids))
+    assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, *planes,
+                       rio._polygon_margin_m(res, abs(lat)), out, known)
+    np.testing.assert_array_equal(out[known], ref[known])
+    assert known.sum() > before and (~known).mean() < 0.02
+
+
+def test_rasterize_across_the_antimeridian_falls_back_to_h3():
+    lat_rows = np.linspace(-16.70, -16.80, 40)  # Fiji
+    lon_cols = np.concatenate([np.linspace(179.95, 179.999, 25), np.linspace(-179.999, -179.95, 25)])
+    ref = naive_raster_ids(lat_rows, lon_cols, 8)
+    np.testing.assert_array_equal(rio._rasterize_ids(lat_rows, lon_cols, 8, 8.0, fill_uniform_blocks), ref)
+
+
+def test_cell_planes_give_signed_distances():
+    # a cell's own centre is inside every edge by about the inradius (sqrt(3)/2 of the edge)
+    c = h3i.latlng_to_cell(41.85, -87.65, 9)
+    lat0, lon0, cos0, eptr, nx, ny, off = rio._cell_planes(*rio._cell_boundaries(np.array([c], dtype=np.uint64)))
+    clat, clon = h3i.cell_to_latlng(c)
+    x = (clon - lon0[0]) * cos0[0] * 111_195.08
+    y = (clat - lat0[0]) * 111_195.08
+    d = nx * x + ny * y - off
+    edge = h3i.average_hexagon_edge_length(9, unit="m")
+    assert np.all(d > 0.8 * edge) and np.all(d < 0.95 * edge)
+    np.testing.assert_allclose(np.hypot(nx, ny), 1.0)
 
 
 @pytest.mark.parametrize("seed", range(4))

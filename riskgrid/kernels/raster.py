@@ -8,15 +8,28 @@ millimetre at the scales of H3 cells). The public layer
 (:func:`riskgrid.io.rasterize`) evaluates H3 on a coarse lattice of pixel
 centres, calls :func:`fill_uniform_blocks`, and evaluates H3 exactly only on
 the pixels left unknown.
+
+:func:`assign_by_polygons` settles most of those without H3: a pixel centre
+lying inside one of its block's corner cells by more than a safety margin
+(in metres, covering the difference between the cells' great-circle edges and
+the straight lines of a local plane) takes that cell; the rest (pixels
+within the margin of an edge, or in a cell that pokes into the block between
+its corners) are left to the exact per-pixel H3 evaluation.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import prange
 
-from ._jit import jit
+from ._jit import jit, jit_parallel
 
-__all__ = ["fill_uniform_blocks", "lookup_values"]
+__all__ = ["assign_by_polygons", "fill_uniform_blocks", "lookup_values"]
+
+#: metres per degree of latitude on H3's authalic sphere (radius 6,371,007.18 m)
+_M_PER_DEG = 6371007.180918475 * math.pi / 180.0
 
 
 @jit
@@ -57,3 +70,73 @@ def lookup_values(index, values, nodata, out):  # pragma: no cover - compiled
     for p in range(index.shape[0]):
         k = index[p]
         out[p] = values[k] if k >= 0 else nodata
+
+
+@jit_parallel
+def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, lon0, cos0, eptr, nx, ny, off,
+                       margin_m, out, known):  # pragma: no cover - compiled
+    """Settle unknown pixels that lie inside one of their block's corner cells by > ``margin_m``.
+
+    Parameters
+    ----------
+    lattice, rows, cols : as for :func:`fill_uniform_blocks`.
+    lat_rows, lon_cols : float64
+        Latitude of each pixel row, longitude of each pixel column (degrees).
+    poly_ids : uint64, sorted
+        Every distinct id of ``lattice``.
+    lat0, lon0, cos0 : float64, one per polygon
+        Origin (degrees) of the polygon's local plane and ``cos(lat0)``; a
+        point maps to ``x = (lon - lon0) cos0 · m/deg``, ``y = (lat - lat0) · m/deg``.
+    eptr, nx, ny, off : CSR edges of each polygon in its plane
+        Inward unit normal ``(nx, ny)`` and offset: the signed distance of a
+        point inside the convex polygon is ``min_e (nx x + ny y - off)`` metres.
+    margin_m : float
+        A pixel is assigned only when its distance inside the cell exceeds this
+        (metres); near-edge pixels stay unknown.
+    out, known : (height, width)
+        Updated in place. Block ``a`` handles rows ``[rows[a], rows[a+1])``
+        (the last block also ``rows[-1]``), so parallel blocks never share a
+        pixel.
+    """
+    na = rows.shape[0]
+    nb = cols.shape[0]
+    for a in prange(na - 1):
+        i_end = rows[a + 1] + 1 if a == na - 2 else rows[a + 1]
+        cand = np.empty(4, dtype=np.int64)
+        for b in range(nb - 1):
+            c00 = lattice[a, b]
+            c10 = lattice[a + 1, b]
+            c01 = lattice[a, b + 1]
+            c11 = lattice[a + 1, b + 1]
+            if c10 == c00 and c01 == c00 and c11 == c00:
+                continue
+            n = 0  # distinct corner cells -> polygon indices
+            for c in (c00, c10, c01, c11):
+                k = np.searchsorted(poly_ids, c)
+                seen = False
+                for q in range(n):
+                    if cand[q] == k:
+                        seen = True
+                if not seen:
+                    cand[n] = k
+                    n += 1
+            j_end = cols[b + 1] + 1 if b == nb - 2 else cols[b + 1]
+            for i in range(rows[a], i_end):
+                plat = lat_rows[i]
+                for j in range(cols[b], j_end):
+                    if known[i, j]:
+                        continue
+                    plon = lon_cols[j]
+                    for q in range(n):
+                        k = cand[q]
+                        x = (plon - lon0[k]) * cos0[k] * _M_PER_DEG
+                        y = (plat - lat0[k]) * _M_PER_DEG
+                        inside = True
+                        for e in range(eptr[k], eptr[k + 1]):
+                            if nx[e] * x + ny[e] * y - off[e] <= margin_m:
+                                inside = False
+                                break
+                        if inside:
+                            out[i, j] = poly_ids[k]
+                            known[i, j] = True
+                            break
