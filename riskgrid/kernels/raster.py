@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
-from ._jit import jit, jit_parallel
+from ._jit import jit
 
 __all__ = ["assign_by_polygons", "fill_uniform_blocks", "lookup_values"]
 
@@ -72,7 +71,7 @@ def lookup_values(index, values, nodata, out):  # pragma: no cover - compiled
         out[p] = values[k] if k >= 0 else nodata
 
 
-@jit_parallel
+@jit
 def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, lon0, cos0, eptr, nx, ny, off,
                        margin_m, out, known):  # pragma: no cover - compiled
     """Settle unknown pixels that lie inside one of their block's corner cells by > ``margin_m``.
@@ -95,12 +94,12 @@ def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, 
         (metres); near-edge pixels stay unknown.
     out, known : (height, width)
         Updated in place. Block ``a`` handles rows ``[rows[a], rows[a+1])``
-        (the last block also ``rows[-1]``), so parallel blocks never share a
-        pixel.
+        (the last block also ``rows[-1]``). Serial on purpose: the stage is
+        memory-bound (a parallel version measured no faster on 2 cores).
     """
     na = rows.shape[0]
     nb = cols.shape[0]
-    for a in prange(na - 1):
+    for a in range(na - 1):
         i_end = rows[a + 1] + 1 if a == na - 2 else rows[a + 1]
         cand = np.empty(4, dtype=np.int64)
         for b in range(nb - 1):
