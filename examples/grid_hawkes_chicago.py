@@ -23,7 +23,6 @@ import math
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,9 +30,7 @@ import pandas as pd
 import riskgrid as rg
 from riskgrid.models import CountHotspot, GridHawkes
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "chicago_2016_2017.parquet"
-OUT = ROOT / "out" / "grid_hawkes_chicago"
+from _chicago import burglaries  # noqa: E402  (examples/ is on sys.path when run as a script)
 COVERAGE = 0.05
 
 
@@ -60,11 +57,10 @@ def describe(name: str, m: GridHawkes, seconds: float) -> list[str]:
 
 
 def main() -> int:
-    if not DATA.exists():
-        print(f"skipped: {DATA} not found (the shared data folder ../shared/data is outside the repository)")
+    loaded = burglaries("grid_hawkes_chicago")
+    if loaded is None:
         return 0
-    OUT.mkdir(parents=True, exist_ok=True)
-    events = rg.read_events(DATA, category="category").select("BURGLARY")
+    events, out = loaded
     grid = rg.HexGrid.from_events(events, resolution=9, buffer_rings=1)
     print(f"{len(events):,} burglaries {events.start:%Y-%m-%d} .. {events.end:%Y-%m-%d}; {grid}")
 
@@ -116,7 +112,7 @@ def main() -> int:
                     row["expected_r1"] = float(risk.sum())
             rows.append(row)
     table = pd.DataFrame(rows)
-    table.to_csv(OUT / "weekly_hit_rate.csv", index=False)
+    table.to_csv(out / "weekly_hit_rate.csv", index=False)
     elapsed = time.perf_counter() - t_start
     print(f"\nWeekly forecasts for 2017 ({len(table)} weeks, refit every Sunday on the trailing 365 days, "
           f"{elapsed:.0f} s): hit rate at {COVERAGE:.0%} of {len(grid)} cells")
@@ -148,8 +144,8 @@ def main() -> int:
                  f"1/omega={1 / m2.omega_:.1f} d)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT / "spillover_profile.png", dpi=120)
-    print(f"\nwrote {OUT / 'spillover_profile.png'} and {OUT / 'weekly_hit_rate.csv'}")
+    fig.savefig(out / "spillover_profile.png", dpi=120)
+    print(f"\nwrote {out / 'spillover_profile.png'} and {out / 'weekly_hit_rate.csv'}")
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -21,20 +20,17 @@ import riskgrid as rg
 from riskgrid.commands.knox import plot_knox
 from riskgrid.models import NearRepeat
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "chicago_2016_2017.parquet"
-OUT = REPO / "out" / "knox_chicago"
+from _chicago import burglaries  # noqa: E402  (examples/ is on sys.path when run as a script)
 
 SPACE_M = [0, 1, 100, 200, 300, 400, np.inf]
 TIME_DAYS = [0, 7, 14, 21, 28, np.inf]
 
 
 def main() -> int:
-    if not DATA.exists():
-        print(f"skipped: {DATA} not found (the shared data folder is outside the repository)")
+    loaded = burglaries("knox_chicago")
+    if loaded is None:
         return 0
-    OUT.mkdir(parents=True, exist_ok=True)
-    events = rg.read_events(DATA, category="category").select("BURGLARY")
+    events, out = loaded
     print(f"Chicago burglaries: {len(events):,} events, {events.start} → {events.end}")
 
     t0 = time.perf_counter()
@@ -43,8 +39,8 @@ def main() -> int:
     print(res)
     print(f"{res.n_close_pairs:,} pairs within 400 m; Knox test with 999 permutations took {elapsed:.2f} s")
 
-    res.to_frame().to_csv(OUT / "knox_burglary.csv", index=False)
-    plot_knox(res, str(OUT / "knox_burglary.png"), title="Chicago burglary 2016-2017: Knox ratios")
+    res.to_frame().to_csv(out / "knox_burglary.csv", index=False)
+    plot_knox(res, str(out / "knox_burglary.png"), title="Chicago burglary 2016-2017: Knox ratios")
 
     grid = rg.HexGrid.from_events(events, resolution=9, buffer_rings=0)
     model = NearRepeat.from_knox(res, alpha=0.05).fit(events, grid)
@@ -57,9 +53,9 @@ def main() -> int:
         print(f"  {h3}  {v:.2f}")
     import json
 
-    with open(OUT / "near_repeat_risk.geojson", "w") as fh:
+    with open(out / "near_repeat_risk.geojson", "w") as fh:
         json.dump(grid.to_geojson({"risk": risk.values}), fh)
-    print(f"wrote {OUT}/knox_burglary.csv, knox_burglary.png, near_repeat_risk.geojson")
+    print(f"wrote {out}/knox_burglary.csv, knox_burglary.png, near_repeat_risk.geojson")
     return 0
 
 

@@ -17,24 +17,20 @@ import math
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 import riskgrid as rg
 from riskgrid.models import SEPP
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "chicago_2016_2017.parquet"
-OUT = ROOT / "out" / "sepp_chicago"
+from _chicago import ROOT, burglaries  # noqa: E402  (examples/ is on sys.path when run as a script)
 
 
 def main() -> int:
-    if not DATA.exists():
-        print(f"skipped: {DATA} not found (the shared data folder ../shared/data is outside the repository)")
+    loaded = burglaries("sepp_chicago")
+    if loaded is None:
         return 0
-    OUT.mkdir(parents=True, exist_ok=True)
-    events = rg.read_events(DATA, category="category").select("BURGLARY")
+    events, out = loaded
     grid = rg.HexGrid.from_events(events, resolution=9)
     print(f"{len(events):,} burglaries {events.start:%Y-%m-%d} .. {events.end:%Y-%m-%d}; {grid}")
 
@@ -127,15 +123,15 @@ def main() -> int:
     ax2.set_title("near-repeat decay in space")
     fig.suptitle(f"Chicago burglaries 2016-2017: SEPP triggering kernel (theta = {hist.theta_:.3f})")
     fig.tight_layout()
-    png = OUT / "sepp_trigger_decay.png"
+    png = out / "sepp_trigger_decay.png"
     fig.savefig(png, dpi=120)
 
     risk = eg.predict(horizon_days=7)
     top = risk.to_dataframe()[["h3", "lat", "lon", "risk"]].sort_values("risk", ascending=False)
-    top.to_csv(OUT / "sepp_risk_next7days.csv", index=False)
+    top.to_csv(out / "sepp_risk_next7days.csv", index=False)
     print(f"\nnext 7 days: {float(risk.sum()):.1f} expected burglaries in the grid; top cells:")
     print(top.head(5).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"\nwrote {png.relative_to(ROOT)} and {(OUT / 'sepp_risk_next7days.csv').relative_to(ROOT)}")
+    print(f"\nwrote {png.relative_to(ROOT)} and {(out / 'sepp_risk_next7days.csv').relative_to(ROOT)}")
     return 0
 
 
