@@ -32,7 +32,9 @@ VARIANTS = {
     "ProspectiveHotspot": ("ProspectiveHotspot", {"bandwidth_rings": 1, "window_weeks": 8}),
     "GridHawkes-s0": ("GridHawkes", {"spillover_rings": 0}),
     "GridHawkes-s1": ("GridHawkes", {"spillover_rings": 1}),
-    "SEPP": ("SEPP", {}),
+    # the settings of examples/backtest_chicago.toml: block-level points make the default fit
+    # collapse onto same-address repeats (see the README's SEPP section)
+    "SEPP": ("SEPP", {"max_days": 120, "max_distance_m": 1000, "min_sigma_m": 50, "bandwidth_m": 200}),
 }
 
 

@@ -1,6 +1,7 @@
 """GridHawkes: one EM iteration and a full fit at 1e4, 1e5, 1e6 events on a res-9 city grid.
 
-The O(N^2) reference (``tests/naive_hawkes.py``) sits in the EM-iteration group
+The O(N^2) reference (``tests/naive_hawkes.py``) sits in the EM-iteration group, and a whole
+reference fit (plain EM with the O(N^2) E-step) in the fit group,
 at 1e4 events; at 1e5 it would take ~100x longer (minutes) and is skipped.
 Target: 1e6 events, spillover_rings=1, full fit < 60 s on 2 cores, peak memory << 4 GB.
 
@@ -59,6 +60,20 @@ def _prepared_model(ev, grid):
     return m, ctx, params
 
 
+def _dense_rings(P, grid):
+    """Occupied cells, each event's index among them, and their dense ring-distance matrix (-1 beyond R)."""
+    occ, local = np.unique(P.cell, return_inverse=True)
+    pos = np.full(len(grid), -1)
+    pos[occ] = np.arange(occ.size)
+    nb_ptr, nb_idx, nb_ring = grid.neighbours(R)
+    D = np.full((occ.size, occ.size), -1, dtype=np.int8)
+    for a, c in enumerate(occ):
+        q = slice(nb_ptr[c], nb_ptr[c + 1])
+        b = pos[nb_idx[q]]
+        D[a, b[b >= 0]] = nb_ring[q][b >= 0]
+    return occ, local, D
+
+
 @pytest.mark.benchmark(group="grid-hawkes-em-iteration")
 @pytest.mark.parametrize("n", SIZES)
 def test_em_iteration(benchmark, cities, n):
@@ -79,16 +94,7 @@ def test_em_iteration_naive_reference(benchmark, cities, n):
     ev, grid = cities[n]
     m, ctx, params = _prepared_model(ev, grid)
     P = ctx["P"]
-    # dense ring matrix over the occupied cells only, from the grid's neighbour CSR
-    occ, local = np.unique(P.cell, return_inverse=True)
-    pos = np.full(len(grid), -1)
-    pos[occ] = np.arange(occ.size)
-    nb_ptr, nb_idx, nb_ring = grid.neighbours(R)
-    D = np.full((occ.size, occ.size), -1, dtype=np.int8)
-    for a, c in enumerate(occ):
-        q = slice(nb_ptr[c], nb_ptr[c + 1])
-        b = pos[nb_idx[q]]
-        D[a, b[b >= 0]] = nb_ring[q][b >= 0]
+    occ, local, D = _dense_rings(P, grid)
     mu, theta, omega, w = params
     mu_local = np.ascontiguousarray(mu[occ].T)
     n_in = P.n_in[occ]
@@ -131,3 +137,58 @@ def test_full_fit(benchmark, cities, n):
     benchmark.extra_info["tracemalloc_peak_mb"] = round(peak / 2**20, 1)
     benchmark.extra_info["process_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     assert m.converged_
+
+
+def _reference_fit(ev, grid, tol=1e-6, max_iter=10_000):
+    """Plain EM from the model's start values: O(N²) E-step (tests/naive_hawkes.py), closed-form M-step.
+
+    The M-step is the model's own (``GridHawkes._mstep``, O(cells)); all the
+    cost is in the all-pairs E-step. No SQUAREM acceleration, so it needs
+    more iterations than the fast fit; stops when the log-likelihood changes
+    by less than ``tol`` (relative), like the model.
+    """
+    m, ctx, _ = _prepared_model(ev, grid)
+    P, window = ctx["P"], ctx["window"]
+    occ, local, D = _dense_rings(P, grid)
+    n_in = P.n_in[occ]
+    tau = window - P.t
+    mu = P.per_cell_type() / (2.0 * window)
+    theta, omega, w = 0.5, 1.0 / max(min(window / 20.0, 7.0), 1e-3), np.full(R + 1, 1.0 / _ring_sizes(R).sum())
+    ll_prev = None
+    for it in range(max_iter):
+        r = hawkes_naive(P.t, local, P.typ, D, n_in, np.ascontiguousarray(mu[occ].T), np.array([[theta]]), omega, w,
+                         0.0, window)
+        ll = r["loglik"]
+        if ll_prev is not None and abs(ll - ll_prev) / abs(ll_prev) < tol:
+            break
+        ll_prev = ll
+        mu_num = np.zeros_like(mu)
+        mu_num[occ] = r["mu_num"].T
+        mu, theta, omega, w = m._mstep(P, mu_num, r["trig"], r["dt_num"], theta, omega, w, tau,
+                                       np.exp(-omega * tau), window, _ring_sizes(R), False, 1)
+    return {"theta": theta, "omega": omega, "w": w, "loglik": ll, "n_iter": it + 1}
+
+
+@pytest.mark.benchmark(group="grid-hawkes-fit")
+@pytest.mark.parametrize("n", [10_000])
+def test_full_fit_naive_reference(benchmark, cities, n):
+    """The whole fit with the O(N²) E-step at 10^4 events (minutes; larger sizes would take hours).
+
+    Both fits run to a relative log-likelihood change of 1e-8: the likelihood is
+    flat along theta, and plain EM stopped at 1e-6 is still 2-3 % away in theta.
+    ``extra_info["fast_seconds_same_tol"]`` is the fast fit at the same tolerance.
+    """
+    import time
+
+    ev, grid = cities[n]
+    ref = benchmark.pedantic(lambda: _reference_fit(ev, grid, tol=1e-8), rounds=1, iterations=1)
+    t0 = time.perf_counter()
+    fast = GridHawkes(spillover_rings=R, tol=1e-8, max_iter=2000).fit(ev, grid)
+    fast_s = time.perf_counter() - t0
+    assert ref["theta"] == pytest.approx(fast.theta_, rel=1e-2)
+    assert ref["omega"] == pytest.approx(fast.omega_, rel=1e-2)
+    assert ref["loglik"] == pytest.approx(fast.log_likelihood_, rel=1e-6)
+    benchmark.extra_info.update(n_events=fast.n_events_used_, n_iter=ref["n_iter"], fast_n_iter=fast.n_iter_,
+                                fast_seconds_same_tol=round(fast_s, 3),
+                                speedup=round(benchmark.stats.stats.mean / fast_s, 1),
+                                theta=round(ref["theta"], 4), omega_per_day=round(ref["omega"], 4))

@@ -118,3 +118,34 @@ def test_full_fit(benchmark, n):
         max_days=round(m.max_days_, 2), max_distance_m=round(m.max_distance_m_, 1),
         peak_rss_gb_process=round(_peak_rss_gb(), 2),
     )
+
+
+@pytest.mark.benchmark(group="sepp-fit")
+def test_full_fit_naive_reference(benchmark):
+    """Untruncated dense EM (tests/naive_sepp.py) at 10^4 events, beside test_full_fit.
+
+    Both fits use the bandwidth the default fit chose by cross-validation (the
+    reference has no bandwidth search) and run to a relative log-likelihood
+    change of 1e-9 (EM's slow tail leaves theta a few % short at 1e-6);
+    ``extra_info["fast_seconds_same_tol"]`` is the fast fit at that tolerance.
+    The reference needs about 4 GB for its N×N matrices; larger sizes do not
+    fit in memory.
+    """
+    import time
+
+    ev, grid = city(10_000)
+    h = SEPP().fit(ev, grid).bandwidth_m_
+    t0 = time.perf_counter()
+    fast = SEPP(bandwidth_m=h, tol=1e-9, max_iter=1000).fit(ev, grid)
+    fast_s = time.perf_counter() - t0
+    px, py, pw, _ = msepp.cell_samples(grid)
+    t, x, y = fast._t, fast._x, fast._y
+    ref = benchmark.pedantic(lambda: naive.fit_expgauss(t, x, y, fast._T, (px, py, pw), h, tol=1e-9),
+                             rounds=1, iterations=1)
+    for key, attr in (("theta", "theta_"), ("omega", "omega_"), ("sigma", "sigma_m_")):
+        assert ref[key] == pytest.approx(getattr(fast, attr), rel=1e-2)
+    benchmark.extra_info.update(n_events=len(ev), n_iter=ref["n_iter"], fast_n_iter=fast.n_iter_,
+                                fast_seconds_same_tol=round(fast_s, 3),
+                                speedup=round(benchmark.stats.stats.mean / fast_s, 1),
+                                theta=round(ref["theta"], 4), omega=round(ref["omega"], 4), sigma_m=round(ref["sigma"], 2),
+                                fast_theta=round(fast.theta_, 4), peak_rss_gb_process=round(_peak_rss_gb(), 2))
