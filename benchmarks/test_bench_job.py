@@ -15,7 +15,6 @@ from h3.api import numpy_int as h3i
 import riskgrid as rg
 import riskgrid.io as rio
 from naive_zones import naive_select_zones
-from riskgrid.kernels.raster import fill_uniform_blocks
 from riskgrid.models import available_models
 
 
@@ -85,8 +84,8 @@ def test_bench_rasterize(benchmark, big_forecast, method, pixel_m):
     lon, lat = rio.pixel_centres_lonlat(x0, y0, dx, dy, w, h, "EPSG:3857")
     edge_px = grid.edge_length_m / pixel_m if not method.startswith("per-pixel") else 1.0  # 1.0 -> every pixel
     polygons = "polygons" in method
-    rio._rasterize_ids(lat[:50], lon[:50], grid.resolution, 6.0, fill_uniform_blocks, polygons)  # compile
-    ids = benchmark.pedantic(rio._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, fill_uniform_blocks, polygons),
+    rio._rasterize_ids(lat[:50], lon[:50], grid.resolution, 6.0, polygons)  # compile
+    ids = benchmark.pedantic(rio._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, polygons),
                              rounds=1 if method.startswith("per-pixel") else 3, iterations=1)
     benchmark.extra_info["n_events"] = 0
     benchmark.extra_info["pixels"] = f"{w} x {h}"

@@ -34,7 +34,6 @@ def main() -> int:
     grid = rg.HexGrid.from_events(events, resolution=9)
     print(f"{len(events):,} burglaries {events.start:%Y-%m-%d} .. {events.end:%Y-%m-%d}; {grid}")
 
-    rows = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", rg.ConvergenceWarning)
         t0 = time.perf_counter()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -19,9 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from ._runtime import progress_enabled
 from .events import EventSet
 from .grid import HexGrid
-from .metrics import DEFAULT_COVERAGE, _check_coverage, evaluate, poisson_loglik
+from .metrics import DEFAULT_COVERAGE, _check_coverage, evaluate, poisson_loglik, risk_values
 from .zones import zones_metric
 
 __all__ = ["backtest", "summarize", "summary_table", "plot_backtest", "METRICS"]
@@ -47,26 +47,13 @@ _META = (
 )
 
 
-def _quiet_default() -> bool:
-    return os.environ.get("RISKGRID_QUIET", "0") == "1"
-
-
-def _risk_vector(risk, n_cells: int, name: str, origin) -> np.ndarray:
-    """``risk`` DataArray / array → (n_cells,) float array (category dim summed)."""
-    if hasattr(risk, "dims") and "category" in getattr(risk, "dims", ()):
-        risk = risk.sum("category")
-    values = np.asarray(getattr(risk, "values", risk), dtype=np.float64)
-    if values.ndim == 2:
-        values = values.sum(axis=0)
-    if values.shape != (n_cells,):
-        raise ValueError(
-            f"model {name!r} at origin {origin}: predict returned shape {values.shape}, expected ({n_cells},) "
-            "(one value per grid cell, or categories x cells)"
-        )
-    if not np.isfinite(values).all():
-        bad = np.flatnonzero(~np.isfinite(values))
-        raise ValueError(f"model {name!r} at origin {origin}: {bad.size} non-finite risk value(s), e.g. cell {int(bad[0])}")
-    return values
+def _origins(events: EventSet, start, end, step_days: float) -> np.ndarray:
+    """Origins (days): ``start, start + step_days, ...`` strictly before ``end``."""
+    t_start, t_end = events.to_days(start), events.to_days(end)
+    if not t_end > t_start:
+        raise ValueError(f"end ({end!r}) must be after start ({start!r})")
+    origins = np.arange(t_start, t_end, float(step_days))
+    return origins[origins < t_end]
 
 
 def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverage, extra_metrics, on_error="raise"):
@@ -96,7 +83,7 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
             t1 = time.perf_counter()
             risk = model.predict(t, horizon_days)
             t2 = time.perf_counter()
-            r = _risk_vector(risk, n_cells, name, origin_ts)
+            r = risk_values(risk, n_cells)
         except Exception as exc:
             if on_error == "raise":  # add where it happened, keep the type
                 if hasattr(exc, "add_note"):
@@ -269,14 +256,10 @@ def backtest(
         events = events.select(categories)
     if len(events) == 0:
         raise ValueError("no event left after the category filter")
-    t_start, t_end = events.to_days(start), events.to_days(end)
-    if not t_end > t_start:
-        raise ValueError(f"end ({end!r}) must be after start ({start!r})")
-    origins = np.arange(t_start, t_end, float(step_days))
-    origins = origins[origins < t_end]
+    origins = _origins(events, start, end, step_days)
     cell = grid.assign(events)
     if progress is None:
-        progress = not _quiet_default()
+        progress = progress_enabled()
     log.info("backtest: %d models x %d origins", len(models), origins.size)
 
     args = (events, cell, grid)
@@ -301,8 +284,8 @@ def backtest(
     df["model"] = df["model"].astype(str)
     df.attrs["backtest"] = {
         "models": {k: f"{type(m).__name__}({m.get_params()})" for k, m in models.items()},
-        "start_days": t_start,
-        "end_days": t_end,
+        "start_days": float(events.to_days(start)),
+        "end_days": float(events.to_days(end)),
         "step_days": float(step_days),
         "horizon_days": float(horizon_days),
         "train_days": None if train_days is None else float(train_days),

@@ -65,6 +65,7 @@ import dask
 import numpy as np
 import pandas as pd
 
+from . import _runtime
 from .errors import ConfigError, EventDataError, RiskGridError
 from .events import EventSet, to_days
 from .grid import HexGrid
@@ -508,11 +509,9 @@ def forecast(job: ForecastJob, events: EventSet | None = None, grid: HexGrid | N
 
 def _job_origins(job: BacktestJob, events: EventSet) -> np.ndarray:
     """Backtest origins (days) of a job, made exactly as :func:`riskgrid.backtest.backtest` makes them."""
-    t_start, t_end = events.to_days(job.start), events.to_days(job.end)
-    if not t_end > t_start:
-        raise ValueError(f"end ({job.end!r}) must be after start ({job.start!r})")
-    origins = np.arange(t_start, t_end, float(job.step_days))
-    return origins[origins < t_end]
+    from .backtest import _origins
+
+    return _origins(events, job.start, job.end, job.step_days)
 
 
 def _backtest_call(job: BacktestJob, variant: str, events: EventSet, grid: HexGrid, start: float, end: float):
@@ -550,21 +549,6 @@ def backtest_origin(job: BacktestJob, variant: str, origin: float, events=None, 
 # =========================================================================== #
 # the task wrapper: fault isolation, Numba threads, timings
 # =========================================================================== #
-@contextlib.contextmanager
-def _numba_threads(n: int | None):
-    if not n:
-        yield
-        return
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
 def _worker_name() -> str:
     try:
         from distributed import get_worker
@@ -579,7 +563,7 @@ def _run_task(kind: str, job, variant, origin, numba_threads, source=None) -> di
     t0 = time.time()
     out = {"ok": False, "value": None, "error": None, "trace": None, "worker": _worker_name(), "start": t0}
     try:
-        with _numba_threads(numba_threads):
+        with _runtime.numba_threads(numba_threads):
             events, grid = _job_data(job, source)
             if kind == "forecast":
                 out["value"] = forecast(job, events, grid)
@@ -648,7 +632,7 @@ class BatchResult:
         """Return :attr:`results`, or raise :class:`BatchError` listing every failed job."""
         if self.errors:
             lines = [f"{len(self.errors)} of {len(self.names)} job(s) failed:"]
-            lines += [f"  {name}: {_first_line(msg)}" for name, msg in self.errors.items()]
+            lines += [f"  {line}" for line in self.failure_lines()]
             raise BatchError("\n".join(lines))
         return self.results
 
@@ -795,12 +779,6 @@ def _check_names(jobs) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"job names must be unique; repeated: {dup}")
-
-
-def _progress_enabled(progress) -> bool:
-    if progress is None:
-        return os.environ.get("RISKGRID_QUIET", "0") != "1"
-    return bool(progress)
 
 
 def _task_row(job, variant, origin, out) -> dict:
@@ -974,7 +952,7 @@ def run_jobs(
     cluster_kwargs = dict(
         n_workers=n_workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit, numba_threads=numba_threads
     )
-    show = _progress_enabled(progress)
+    show = _runtime.progress_enabled(progress)
     ctx = contextlib.nullcontext("serial") if client == "serial" else _client_for(client, cluster_kwargs)
     with ctx as c:
         nt = numba_threads if numba_threads is not None else getattr(c, "riskgrid_numba_threads", None)

@@ -499,12 +499,9 @@ def read_events(path: str | os.PathLike, **kwargs) -> EventSet:
     try:
         if lower.endswith((".parquet", ".pq")) or os.path.isdir(path):
             df = pd.read_parquet(path)
-        elif lower.endswith((".csv", ".csv.gz", ".txt", ".tsv")) or True:
-            sep = "\t" if lower.endswith(".tsv") else ","
-            df = pd.read_csv(path, sep=sep)
-    except (OSError, ValueError) as exc:  # corrupt or truncated files
-        raise EventDataError(f"cannot read event file {path}: {type(exc).__name__}: {exc}") from exc
-    except Exception as exc:  # pyarrow raises its own error types for corrupt files
+        else:  # CSV (also .csv.gz, .txt); .tsv is tab-separated
+            df = pd.read_csv(path, sep="\t" if lower.endswith(".tsv") else ",")
+    except Exception as exc:  # corrupt or truncated files (pyarrow raises its own error types)
         raise EventDataError(f"cannot read event file {path}: {type(exc).__name__}: {exc}") from exc
     es = EventSet.from_frame(df, **kwargs)
     es.source = path

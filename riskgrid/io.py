@@ -47,7 +47,8 @@ import pandas as pd
 import xarray as xr
 
 from .geo import EARTH_RADIUS_M
-from .grid import HexGrid, latlng_to_cells
+from .grid import HexGrid
+from .metrics import rank_cells
 
 __all__ = [
     "risk_dataset",
@@ -111,7 +112,7 @@ def rank_percentile(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``rank`` (1 = highest, ties by position) and ``percentile`` (% of cells <= value)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
-    order = np.lexsort((np.arange(n), -v))
+    order = rank_cells(v)
     rank = np.empty(n, dtype=np.int32)
     rank[order] = np.arange(1, n + 1, dtype=np.int32)
     srt = np.sort(v)
@@ -428,7 +429,7 @@ def rasterize(obj, pixel_m: float = 50.0, crs: str = "EPSG:3857", grid: HexGrid 
     """
     from affine import Affine
 
-    from .kernels.raster import fill_uniform_blocks, lookup_values
+    from .kernels.raster import lookup_values
 
     if not pixel_m > 0:
         raise ValueError(f"pixel_m must be > 0 (metres), got {pixel_m}")
@@ -439,7 +440,7 @@ def rasterize(obj, pixel_m: float = 50.0, crs: str = "EPSG:3857", grid: HexGrid 
     if width * height > 400_000_000:
         raise ValueError(f"raster of {width} x {height} pixels is too large; increase pixel_m")
     lon, lat = pixel_centres_lonlat(x0, y0, dx, dy, width, height, crs)
-    ids = _rasterize_ids(lat, lon, grid.resolution, grid.edge_length_m / float(pixel_m), fill_uniform_blocks)
+    ids = _rasterize_ids(lat, lon, grid.resolution, grid.edge_length_m / float(pixel_m))
     index = grid.index_of(ids.ravel())
     vals = np.asarray(ds[variable].values, dtype=np.float32)
     out = np.empty(index.size, dtype=np.float32)
@@ -448,15 +449,15 @@ def rasterize(obj, pixel_m: float = 50.0, crs: str = "EPSG:3857", grid: HexGrid 
     return out.reshape(height, width), transform, index.reshape(height, width)
 
 
-def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, fill_kernel, polygons=True):
+def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, polygons=True):
     """H3 id of every pixel centre (rows of constant latitude, columns of constant longitude).
 
     ``edge_px``: hexagon edge length in pixels. Three exact stages: H3 on a
-    lattice of pixel centres, uniform blocks filled (``fill_kernel``), then
+    lattice of pixel centres, uniform blocks filled, then
     (``polygons``) point-in-cell tests against the corner cells' boundaries
     with a safety margin; whatever is left gets one H3 call per pixel.
     """
-    from .kernels.raster import assign_by_polygons
+    from .kernels.raster import assign_by_polygons, fill_uniform_blocks
 
     height, width = lat_rows.size, lon_cols.size
     # measured optima: one hexagon edge with the polygon stage, a third of one without it
@@ -472,19 +473,23 @@ def _rasterize_ids(lat_rows, lon_cols, resolution, edge_px, fill_kernel, polygon
     lattice = _cells_exact(la, lo, resolution).reshape(rows.size, cols.size)
     out = np.zeros((height, width), dtype=np.uint64)
     known = np.zeros((height, width), dtype=np.bool_)
-    fill_kernel(lattice, rows, cols, out, known)
+    fill_uniform_blocks(lattice, rows, cols, out, known)
     if polygons:
         poly_ids = np.unique(lattice)
         vptr, vlat, vlon = _cell_boundaries(poly_ids)
         if np.ptp(lon_cols) < 90 and np.all(np.abs(lat_rows) < 85) and not _crosses_antimeridian(vptr, vlon):
             planes = _cell_planes(vptr, vlat, vlon)
             assign_by_polygons(lattice, rows, cols, np.ascontiguousarray(lat_rows, dtype=np.float64),
-                               np.ascontiguousarray(lon_cols, dtype=np.float64), poly_ids, *planes,
+                               np.ascontiguousarray(lon_cols, dtype=np.float64), poly_ids, *planes, _M_PER_DEG,
                                _polygon_margin_m(resolution, float(np.max(np.abs(lat_rows)))), out, known)
     ii, jj = np.nonzero(~known)
     if ii.size:
         out[ii, jj] = _cells_exact(lat_rows[ii], lon_cols[jj], resolution)
     return out
+
+
+#: metres per degree of latitude on H3's authalic sphere
+_M_PER_DEG = math.radians(EARTH_RADIUS_M)
 
 
 def _polygon_margin_m(resolution: int, max_abs_lat: float) -> float:
@@ -501,7 +506,7 @@ def _polygon_margin_m(resolution: int, max_abs_lat: float) -> float:
 
     edge_m = h3i.average_hexagon_edge_length(int(resolution), unit="m")
     t = abs(np.tan(np.radians(min(max_abs_lat, 85.0))))
-    return 0.01 + edge_m**2 * (1.0 + t) / 6_371_007.18
+    return 0.01 + edge_m**2 * (1.0 + t) / EARTH_RADIUS_M
 
 
 def _cell_boundaries(cells):
@@ -524,8 +529,6 @@ def _cell_planes(vptr, vlat, vlon):
     signed distance of a point inside the cell is ``min(nx x + ny y - off)``.
     Zero-length edges get a zero normal and offset ``-inf`` (never binding).
     """
-    from .kernels.raster import _M_PER_DEG
-
     n = vptr.size - 1
     counts = np.diff(vptr)
     owner = np.repeat(np.arange(n), counts)

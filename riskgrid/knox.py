@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
-import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._runtime import check_n_jobs, numba_threads
 from .events import EventSet
 from .kernels import knox as _k
 
@@ -93,34 +93,6 @@ def permutation_seeds(seed, n_permutations: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(seeds.astype(np.int64)), ss.entropy
 
 
-class _threads:
-    """Context manager: ``numba.set_num_threads(n_jobs)`` for one call, restored afterwards."""
-
-    def __init__(self, n_jobs):
-        maxt = numba.config.NUMBA_NUM_THREADS
-        if n_jobs is None:
-            self.n = None
-        elif isinstance(n_jobs, (int, np.integer)) and not isinstance(n_jobs, bool):
-            n = int(n_jobs)
-            if n == -1:
-                n = maxt
-            if not 1 <= n <= maxt:
-                raise ValueError(f"n_jobs must be -1, None or in 1..{maxt} (NUMBA_NUM_THREADS), got {n_jobs}")
-            self.n = n
-        else:
-            raise TypeError(f"n_jobs must be an int or None, got {type(n_jobs).__name__}")
-
-    def __enter__(self):
-        self.old = numba.get_num_threads()
-        if self.n is not None:
-            numba.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        numba.set_num_threads(self.old)
-        return False
-
-
 # --------------------------------------------------------------------------- #
 # result
 # --------------------------------------------------------------------------- #
@@ -173,7 +145,6 @@ class KnoxResult:
     metric: str = "euclidean"
     n_close_pairs: int = 0
     elapsed_s: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def space_labels(self) -> list[str]:
@@ -418,7 +389,7 @@ def knox_arrays(
     if n < 2:
         raise ValueError(f"the Knox test needs at least 2 events, got {n}")
     seeds, entropy = permutation_seeds(seed, n_permutations)
-    threads = _threads(n_jobs)
+    threads = numba_threads(check_n_jobs(n_jobs))
 
     manhattan = metric == "manhattan"
 

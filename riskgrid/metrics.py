@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_COVERAGE",
     "n_flagged",
     "rank_cells",
+    "risk_values",
     "hit_rate",
     "pai",
     "pei",
@@ -80,6 +81,27 @@ def n_flagged(n_cells: int, coverage: float) -> int:
     """Number of cells flagged at ``coverage``: ``max(1, floor(n_cells * coverage + 1e-9))``."""
     c = float(_check_coverage(coverage)[0])
     return max(1, min(int(n_cells), int(math.floor(n_cells * c + 1e-9))))
+
+
+def risk_values(risk, n_cells: int) -> np.ndarray:
+    """A forecast (``risk`` DataArray or array) as a (n_cells,) float64 array.
+
+    A ``category`` dimension (or the first axis of a 2-D array: categories x
+    cells) is summed; the shape must match the grid and every value be finite.
+    """
+    if "category" in getattr(risk, "dims", ()):
+        risk = risk.sum("category")
+    r = np.asarray(getattr(risk, "values", risk), dtype=np.float64)
+    if r.ndim == 2:
+        r = r.sum(axis=0)
+    if r.shape != (n_cells,):
+        raise ValueError(
+            f"risk must have one value per grid cell ({n_cells}), or categories x cells; got shape {r.shape}"
+        )
+    if not np.all(np.isfinite(r)):
+        bad = np.flatnonzero(~np.isfinite(r))
+        raise ValueError(f"risk has {bad.size} non-finite value(s), at cells {bad[:5].tolist()}")
+    return r
 
 
 def rank_cells(risk) -> np.ndarray:

@@ -31,6 +31,7 @@ import numpy as np
 from h3.api import numpy_int as h3i
 
 from .grid import HexGrid
+from .metrics import rank_cells, risk_values
 
 __all__ = ["Zone", "ZoneSet", "select_zones", "zones_metric"]
 
@@ -174,28 +175,6 @@ def _normalise_geometry(geo: dict) -> dict:
     return {"type": "MultiPolygon", "coordinates": out}
 
 
-def _risk_vector(risk, grid: HexGrid) -> np.ndarray:
-    """Per-cell risk as float64 (sums a ``category`` dimension)."""
-    try:
-        import xarray as xr
-
-        if isinstance(risk, xr.DataArray):
-            if "category" in risk.dims:
-                risk = risk.sum("category")
-            risk = risk.values
-    except ImportError:  # pragma: no cover
-        pass
-    r = np.asarray(risk, dtype=np.float64)
-    if r.ndim == 2:
-        r = r.sum(axis=0)
-    if r.shape != (len(grid),):
-        raise ValueError(f"risk must have one value per grid cell ({len(grid)}), got shape {r.shape}")
-    if not np.all(np.isfinite(r)):
-        bad = np.flatnonzero(~np.isfinite(r))[:5]
-        raise ValueError(f"risk has non-finite values at cells {bad.tolist()}")
-    return r
-
-
 def _disk_indices(grid: HexGrid, cells: np.ndarray, k: int) -> np.ndarray:
     """Grid indices of every cell within ``k`` rings of the given grid cells."""
     if k <= 0:
@@ -243,11 +222,11 @@ def select_zones(risk, grid: HexGrid, n_zones: int = 4, max_cells: int = 7, min_
     for name, v, lo in (("n_zones", n_zones, 0), ("max_cells", max_cells, 1), ("min_gap_rings", min_gap_rings, 0)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    r = _risk_vector(risk, grid)
+    r = risk_values(risk, len(grid))
     n = len(grid)
     available = np.ones(n, dtype=bool)
     # cells sorted by decreasing risk, ties by index: seeds are taken in this order
-    order = np.lexsort((np.arange(n), -r))
+    order = rank_cells(r)
     ptr = 0
     zones: list[Zone] = []
     while len(zones) < n_zones:

@@ -35,10 +35,7 @@ def jit(func=None, **overrides):
 
 def jit_parallel(func=None, **overrides):
     """``numba.njit(parallel=True)`` with riskgrid's flags (use ``prange`` in the outer loop only)."""
-    opts = {**FLAGS, "parallel": True, **overrides}
-    if func is None:
-        return lambda f: numba.njit(**opts)(f)
-    return numba.njit(**opts)(func)
+    return jit(func, **{"parallel": True, **overrides})
 
 
 prange = numba.prange

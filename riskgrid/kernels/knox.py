@@ -208,8 +208,8 @@ def pair_time_table(tp, indptr, nbr, sband, te, out, gbuf, sbuf):
     """Add the close pairs of times ``tp`` (cell-sorted order, days) to ``out[space band, time band]``.
 
     A pair falls in time band ``b`` when ``te[b] <= |gap| < te[b + 1]``.
-    With a finite last edge most pairs are rejected (``|gap| >= te[-1]``);
-    under permutation that test is unpredictable, so each row is first
+    Most pairs are rejected (``|gap| >= te[-1]``; the caller bins an open last
+    time band separately); under permutation that test is unpredictable, so each row is first
     filtered without branches into ``gbuf`` (gaps, float64) and ``sbuf``
     (pair positions, int64), both at least as long as the longest row, and
     only the survivors are binned, into four interleaved histograms (short
@@ -222,32 +222,20 @@ def pair_time_table(tp, indptr, nbr, sband, te, out, gbuf, sbuf):
     n = tp.size
     stride = ns * nt
     hist = np.zeros(4 * stride, dtype=np.int64)
-    if tmax == np.inf:
-        for k in range(n):
-            tk = tp[k]
-            for q in range(indptr[k], indptr[k + 1]):
-                g = abs(tk - tp[nbr[q]])
-                if g < t0:
-                    continue
-                b = 0
-                while g >= te[b + 1]:
-                    b += 1
-                hist[(q & 3) * stride + sband[q] * nt + b] += 1
-    else:
-        for k in range(n):
-            tk = tp[k]
-            m = 0
-            for q in range(indptr[k], indptr[k + 1]):
-                g = abs(tk - tp[nbr[q]])
-                gbuf[m] = g
-                sbuf[m] = q
-                m += g < tmax
-            for r in range(m):
-                g = gbuf[r]
-                b = 0
-                for e in range(1, nt):
-                    b += g >= te[e]
-                hist[(r & 3) * stride + sband[sbuf[r]] * nt + b] += g >= t0
+    for k in range(n):
+        tk = tp[k]
+        m = 0
+        for q in range(indptr[k], indptr[k + 1]):
+            g = abs(tk - tp[nbr[q]])
+            gbuf[m] = g
+            sbuf[m] = q
+            m += g < tmax
+        for r in range(m):
+            g = gbuf[r]
+            b = 0
+            for e in range(1, nt):
+                b += g >= te[e]
+            hist[(r & 3) * stride + sband[sbuf[r]] * nt + b] += g >= t0
     for c in range(4):
         for s in range(ns):
             for b in range(nt):

@@ -19,16 +19,11 @@ its corners) are left to the exact per-pixel H3 evaluation.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._jit import jit
 
 __all__ = ["assign_by_polygons", "fill_uniform_blocks", "lookup_values"]
-
-#: metres per degree of latitude on H3's authalic sphere (radius 6,371,007.18 m)
-_M_PER_DEG = 6371007.180918475 * math.pi / 180.0
 
 
 @jit
@@ -73,7 +68,7 @@ def lookup_values(index, values, nodata, out):  # pragma: no cover - compiled
 
 @jit
 def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, lon0, cos0, eptr, nx, ny, off,
-                       margin_m, out, known):  # pragma: no cover - compiled
+                       m_per_deg, margin_m, out, known):  # pragma: no cover - compiled
     """Settle unknown pixels that lie inside one of their block's corner cells by > ``margin_m``.
 
     Parameters
@@ -85,10 +80,12 @@ def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, 
         Every distinct id of ``lattice``.
     lat0, lon0, cos0 : float64, one per polygon
         Origin (degrees) of the polygon's local plane and ``cos(lat0)``; a
-        point maps to ``x = (lon - lon0) cos0 · m/deg``, ``y = (lat - lat0) · m/deg``.
+        point maps to ``x = (lon - lon0) cos0 · m_per_deg``, ``y = (lat - lat0) · m_per_deg``.
     eptr, nx, ny, off : CSR edges of each polygon in its plane
         Inward unit normal ``(nx, ny)`` and offset: the signed distance of a
         point inside the convex polygon is ``min_e (nx x + ny y - off)`` metres.
+    m_per_deg : float
+        Metres per degree of latitude on the sphere the planes were built on.
     margin_m : float
         A pixel is assigned only when its distance inside the cell exceeds this
         (metres); near-edge pixels stay unknown.
@@ -128,8 +125,8 @@ def assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, lat0, 
                     plon = lon_cols[j]
                     for q in range(n):
                         k = cand[q]
-                        x = (plon - lon0[k]) * cos0[k] * _M_PER_DEG
-                        y = (plat - lat0[k]) * _M_PER_DEG
+                        x = (plon - lon0[k]) * cos0[k] * m_per_deg
+                        y = (plat - lat0[k]) * m_per_deg
                         inside = True
                         for e in range(eptr[k], eptr[k + 1]):
                             if nx[e] * x + ny[e] * y - off[e] <= margin_m:

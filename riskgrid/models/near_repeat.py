@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import knox as _k
-from ..knox import KnoxResult, _check_edges, _METRICS, _threads, knox_test
+from .._runtime import check_n_jobs, numba_threads
+from ..knox import KnoxResult, _METRICS, knox_test
 from ._base import RiskModel
 
 __all__ = ["NearRepeat"]
@@ -122,7 +123,7 @@ class NearRepeat(RiskModel):
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha!r}")
         if self.metric not in _METRICS:
             raise ValueError(f"metric must be one of {_METRICS}, got {self.metric!r}")
-        _threads(self.n_jobs)  # validates n_jobs
+        check_n_jobs(self.n_jobs)
         if self.knox_result is not None:
             res = self.knox_result
             if not isinstance(res, KnoxResult):
@@ -130,12 +131,12 @@ class NearRepeat(RiskModel):
             se, te = res.space_edges, res.time_edges
             if res.metric != self.metric:
                 raise ValueError(f"metric {self.metric!r} differs from the Knox result's {res.metric!r}")
-        else:
-            se = _check_edges(self.space_bands, "space_bands", "metres")
-            te = _check_edges(self.time_bands, "time_bands", "days")
+        else:  # knox_test validates the bands
             res = knox_test(
-                events, se, te, n_permutations=self.n_permutations, seed=self.seed, metric=self.metric, n_jobs=self.n_jobs
+                events, self.space_bands, self.time_bands, n_permutations=self.n_permutations, seed=self.seed,
+                metric=self.metric, n_jobs=self.n_jobs,
             )
+            se, te = res.space_edges, res.time_edges
         sig = (res.p_value < float(self.alpha)) & np.isfinite(res.ratio)
         self.knox_ = res
         self.alpha_ = float(self.alpha)
@@ -171,7 +172,7 @@ class NearRepeat(RiskModel):
         cy = np.ascontiguousarray(cy, dtype=np.float64)
         if radius <= 0:
             return np.full(n_cells, base)
-        with _threads(self.n_jobs):
+        with numba_threads(check_n_jobs(self.n_jobs)):
             order, cell_start, x0, y0, h, nx, ny = _k.build_hash_grid(ex, ey, radius)
             near = _k.near_repeat_risk(
                 cx, cy, ex, ey, eb, order, cell_start, x0, y0, h, nx, ny, se, n_fin,

@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 import weakref
 
-from contextlib import contextmanager
-
-import numba
 import numpy as np
 import pandas as pd
 from h3.api import numpy_int as h3i
 
+from .._runtime import progress_enabled
+from .._runtime import threads_for_work as _threads
 from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels import sepp as K
@@ -76,25 +74,6 @@ _MAX_PAIR_BYTES = 6e9
 _N_FOLDS = 5
 #: parameters must also move by less than this factor times tol (relative) per iteration
 _PARAM_TOL_FACTOR = 100.0
-
-
-#: below this many operations a kernel call runs on one thread (thread start-up and
-#: barriers cost more than they save, badly so on a busy machine)
-_PARALLEL_MIN_WORK = 2_000_000
-
-
-@contextmanager
-def _threads(work: float):
-    """Run the enclosed kernel calls on one thread when ``work`` is small (results are identical)."""
-    if work >= _PARALLEL_MIN_WORK:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 def _n_chunks(n: int) -> int:
@@ -694,12 +673,10 @@ class SEPP(RiskModel):
         h_scott = max(sd * n ** (-1.0 / 6.0), 1.0)
         fold = np.minimum((_N_FOLDS * (t - self._T0) / self._span).astype(np.int64), _N_FOLDS - 1)
         area = float(pw.sum())
-        scores = {}
 
         def cv(h):  # a coarser raster (step h/2, about 1 % error) is enough to rank bandwidths
             kde = _KDE(x, y, h, n_eval=n, oversample=2.0)
-            with _threads(kde.cost * 2):
-                mass = _in_area_mass(x, y, h, self._samples, oversample=2.0)
+            mass = _in_area_mass(x, y, h, self._samples, oversample=2.0)  # picks its own thread count
             s = 0.0
             for f in range(_N_FOLDS):
                 held = fold == f
@@ -735,8 +712,8 @@ class SEPP(RiskModel):
     # -------------------------------------------------------------------- EM
     def _em(self, kind, st, max_days, max_d, final=True):
         """EM iterations at one truncation; ``st`` holds the parameters and background weights ``w``."""
-        t, x, y, tau = self._t, self._x, self._y, self._tau
-        n = t.size
+        tau = self._tau
+        n = self._t.size
         indptr, dt, r2 = self._get_pairs(max_days, max_d)
         self.n_pairs_ = int(indptr[-1])
         log.info("SEPP %s: %d candidate pairs (%.1f per event), max_days=%g, max_distance_m=%g", kind, self.n_pairs_, self.n_pairs_ / n, max_days, max_d)
@@ -744,7 +721,7 @@ class SEPP(RiskModel):
         if kind == "histogram":
             exposure = _time_exposure(tau, st["t_edges"])
             r2_edges = st["d_edges"] ** 2
-        quiet = os.environ.get("RISKGRID_QUIET", "0") == "1" or not self.progress
+        quiet = not (self.progress and progress_enabled())
         bar = None
         if not quiet:
             from tqdm.auto import tqdm
