@@ -349,7 +349,7 @@ def events_from_config(cfg: dict):
     elif ev.get("simulate") is not None:
         try:
             df = simulate(**ev["simulate"])
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"events.simulate: {exc}") from exc
         kwargs.update(time="timestamp", lat="lat", lon="lon", category="category")
         events = EventSet.from_frame(df, **kwargs)
@@ -370,15 +370,11 @@ def grid_from_config(cfg: dict, events):
     ``grid.geojson`` (a polygon file) wins; otherwise every cell holding one
     of ``events`` plus ``grid.buffer_rings`` rings around them.
     """
-    from .grid import HexGrid
+    from .distributed import GridSpec
 
     g = cfg["grid"]
-    if g.get("geojson"):
-        path = resolve_path(cfg, g["geojson"])
-        if not os.path.exists(path):
-            raise ConfigError(f"grid.geojson: file not found: {path}")
-        return HexGrid.from_geojson(path, resolution=g["resolution"])
-    return HexGrid.from_events(events, resolution=g["resolution"], buffer_rings=g["buffer_rings"])
+    geojson = resolve_path(cfg, g["geojson"]) if g.get("geojson") else None
+    return GridSpec(resolution=g["resolution"], buffer_rings=g["buffer_rings"], geojson=geojson).build(events)
 
 
 def model_from_spec(spec: dict):

@@ -122,9 +122,15 @@ class GridSpec:
     geojson: str | None = None
 
     def build(self, events: EventSet) -> HexGrid:
-        """The :class:`~riskgrid.HexGrid` of ``events`` (same rule as ``riskgrid.config.grid_from_config``)."""
+        """The :class:`~riskgrid.HexGrid` of ``events`` (``riskgrid.config.grid_from_config`` uses this too).
+
+        A missing or malformed ``geojson`` raises :class:`~riskgrid.ConfigError` naming the file.
+        """
         if self.geojson:
-            return HexGrid.from_geojson(self.geojson, resolution=self.resolution)
+            try:
+                return HexGrid.from_geojson(self.geojson, resolution=self.resolution)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(f"grid.geojson: {exc}") from exc
         return HexGrid.from_events(events, resolution=self.resolution, buffer_rings=self.buffer_rings)
 
 
@@ -1102,11 +1108,21 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
     unknown = sorted(set(raw) - {"forecast", "backtest", "defaults", "cluster"})
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown} in {path}; allowed: cluster, defaults, forecast, backtest")
+    for section in ("cluster", "defaults"):
+        if not isinstance(raw.get(section, {}), Mapping):
+            raise ConfigError(f"[{section}] must be a table, got {type(raw[section]).__name__}")
     cluster = dict(raw.get("cluster", {}))
     bad = sorted(set(cluster) - _CLUSTER_KEYS)
     if bad:
         raise ConfigError(f"unknown key(s) {bad} in [cluster]; allowed: {sorted(_CLUSTER_KEYS)}")
+    for key in ("n_workers", "threads_per_worker", "numba_threads", "retries"):
+        v = cluster.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
+            raise ConfigError(f"[cluster] {key} must be an integer >= {0 if key == 'retries' else 1}, got {v!r}")
     defaults = dict(raw.get("defaults", {}))
+    bad = sorted(set(defaults) - _FORECAST_KEYS - _BACKTEST_KEYS)
+    if bad:
+        raise ConfigError(f"unknown key(s) {bad} in [defaults]; allowed: {sorted(_FORECAST_KEYS | _BACKTEST_KEYS)}")
 
     def resolve(p):
         if p is None or "://" in str(p):
@@ -1120,25 +1136,16 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
         if isinstance(tables, dict):
             tables = [tables]
         for i, table in enumerate(tables):
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[[{kind}]] #{i + 1} must be a table, got {type(table).__name__}")
             spec = {k: v for k, v in defaults.items() if k in allowed}
             spec.update(table)
             where = f"[[{kind}]] #{i + 1}" + (f" ({spec['name']!r})" if "name" in spec else "")
             bad = sorted(set(spec) - allowed)
             if bad:
                 raise ConfigError(f"unknown key(s) {bad} in {where}; allowed: {sorted(allowed)}")
-            if "config" in spec:
-                if kind != "forecast":
-                    raise ConfigError(f"{where}: 'config' is only supported for [[forecast]] jobs")
-                from .config import load_config
-
-                cfg = load_config(resolve(spec.pop("config")))
-                jobs.append(ForecastJob.from_config(cfg, date=spec.pop("date", None), name=spec.pop("name", None)))
-                if spec:
-                    jobs[-1] = dataclasses.replace(jobs[-1], **spec)
-                continue
-            if "name" not in spec or "source" not in spec:
-                raise ConfigError(f"{where} needs 'name' and 'source'")
-            spec["source"] = resolve(spec["source"])
+            if "source" in spec:  # relative to the batch file, also when it overrides a config's
+                spec["source"] = resolve(spec["source"])
             if isinstance(spec.get("grid"), Mapping):
                 g = dict(spec["grid"])
                 if g.get("geojson"):
@@ -1147,7 +1154,23 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
                     spec["grid"] = GridSpec(**g)
                 except TypeError as exc:
                     raise ConfigError(f"{where}: grid: {exc}") from exc
-            jobs.append(cls(**spec))
+            try:
+                if "config" in spec:
+                    if kind != "forecast":
+                        raise ConfigError(f"{where}: 'config' is only supported for [[forecast]] jobs")
+                    from .config import load_config
+
+                    cfg = load_config(resolve(spec.pop("config")))
+                    job = ForecastJob.from_config(cfg, date=spec.pop("date", None), name=spec.pop("name", None))
+                    jobs.append(dataclasses.replace(job, **spec) if spec else job)
+                    continue
+                if "name" not in spec or "source" not in spec:
+                    raise ConfigError(f"{where} needs 'name' and 'source'")
+                jobs.append(cls(**spec))
+            except (TypeError, ValueError) as exc:  # a value of the wrong type or range
+                if isinstance(exc, RiskGridError):
+                    raise
+                raise ConfigError(f"{where}: {exc}") from exc
     if not jobs:
         raise ConfigError(f"{path} defines no [[forecast]] or [[backtest]] job")
     _check_names(jobs)

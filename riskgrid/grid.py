@@ -68,9 +68,9 @@ class HexGrid:
         cells = np.unique(np.asarray(cells, dtype=np.uint64))
         if cells.size == 0:
             raise ValueError("a HexGrid needs at least one cell")
-        res = {h3i.get_resolution(c) for c in cells[:: max(1, cells.size // 64)]}
-        if res != {resolution}:
-            raise ValueError(f"cells have resolution(s) {sorted(res)}, expected {resolution}")
+        res = np.unique((cells >> np.uint64(52)) & np.uint64(15))  # H3 index bits 52-55: the resolution
+        if res.tolist() != [resolution]:
+            raise ValueError(f"cells have resolution(s) {res.tolist()}, expected {resolution}")
         cells.flags.writeable = False
         self.cells = cells
         self.resolution = int(resolution)
@@ -86,6 +86,8 @@ class HexGrid:
         if cells and isinstance(cells[0], str):
             cells = [h3.str_to_int(c) for c in cells]
         arr = np.asarray(cells, dtype=np.uint64)
+        if arr.size == 0:
+            raise ValueError("a HexGrid needs at least one cell")
         if resolution is None:
             resolution = int(h3i.get_resolution(arr[0]))
         return cls(arr, _check_resolution(resolution))
@@ -112,11 +114,20 @@ class HexGrid:
         string or a path. Coordinates are lon/lat (RFC 7946).
         """
         resolution = _check_resolution(resolution)
-        if isinstance(geojson, (str, os.PathLike)) and os.path.exists(os.fspath(geojson)):
-            with open(geojson) as fh:
-                geojson = json.load(fh)
-        elif isinstance(geojson, str):
+        is_text = isinstance(geojson, str) and geojson.lstrip().startswith("{")
+        if isinstance(geojson, (str, os.PathLike)) and not is_text:
+            path = os.fspath(geojson)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"GeoJSON file not found: {path}")
+            try:
+                with open(path) as fh:
+                    geojson = json.load(fh)
+            except ValueError as exc:
+                raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        elif is_text:
             geojson = json.loads(geojson)
+        if not isinstance(geojson, dict):
+            raise TypeError(f"geojson must be a dict, a JSON string or a path, got {type(geojson).__name__}")
         geoms = []
         kind = geojson.get("type")
         if kind == "FeatureCollection":

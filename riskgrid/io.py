@@ -143,23 +143,34 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
         ``h3_int`` (uint64), ``lat``, ``lon`` (degrees); attributes of the
         forecast (model, parameters, window, units) made serialisable.
     """
+    attrs = None
     if isinstance(risk, xr.Dataset):
         if "rank" in risk and "percentile" in risk and zones is None and not extra_attrs:
             return risk
         ds_in = risk
+        attrs = dict(ds_in.attrs)  # the forecast's provenance lives on the Dataset
         risk = ds_in["risk"]
         if "risk_by_category" in ds_in:
             risk = ds_in["risk_by_category"]
     if not isinstance(risk, xr.DataArray):
         raise TypeError(f"risk must be an xarray DataArray/Dataset from a model's predict, got {type(risk).__name__}")
-    if "cell" not in risk.dims or "h3_int" not in risk.coords:
-        raise ValueError(f"risk must have a 'cell' dimension with an 'h3_int' coordinate, got dims {risk.dims}")
-    attrs = dict(risk.attrs)
+    missing = [k for k in ("h3", "h3_int", "lat", "lon") if k not in risk.coords]
+    if "cell" not in risk.dims or missing:
+        raise ValueError(
+            f"risk must have a 'cell' dimension with 'h3', 'h3_int', 'lat' and 'lon' coordinates; "
+            f"got dims {risk.dims}, missing {missing}"
+        )
+    if attrs is None:
+        attrs = dict(risk.attrs)
     total = risk.sum("category") if "category" in risk.dims else risk
     values = np.asarray(total.values, dtype=np.float64)
     rank, pct = rank_percentile(values)
-    coords = {k: ("cell", np.asarray(risk.coords[k].values)) for k in ("h3", "h3_int", "lat", "lon") if k in risk.coords}
-    coords["h3"] = ("cell", _str_objects(risk.coords["h3"].values))
+    coords = {
+        "h3": ("cell", _str_objects(risk.coords["h3"].values)),
+        "h3_int": ("cell", np.asarray(risk.coords["h3_int"].values)),
+        "lat": ("cell", np.asarray(risk.coords["lat"].values, dtype=np.float64), {"units": "degrees_north"}),
+        "lon": ("cell", np.asarray(risk.coords["lon"].values, dtype=np.float64), {"units": "degrees_east"}),
+    }
     data = {
         "risk": ("cell", values, {"units": attrs.get("units", "expected events per cell in the forecast window"),
                                   "long_name": "forecast risk"}),
@@ -178,8 +189,6 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
             zones_best_unconstrained_share=float(zones.best_unconstrained_share),
             zones_params=json.dumps(zones.params, sort_keys=True),
         )
-    coords["lat"] = ("cell", np.asarray(risk.coords["lat"].values, dtype=np.float64), {"units": "degrees_north"})
-    coords["lon"] = ("cell", np.asarray(risk.coords["lon"].values, dtype=np.float64), {"units": "degrees_east"})
     attrs.update(extra_attrs or {})
     ds = xr.Dataset(data, coords=coords, attrs=_clean_attrs(attrs))
     return ds
@@ -250,6 +259,7 @@ def read_risk(path) -> xr.Dataset:
             ds = f.load()
     if "h3" in ds.coords:
         ds = ds.assign_coords(h3=("cell", _str_objects(ds["h3"].values)))
+    ds.attrs = _clean_attrs(ds.attrs)  # NetCDF gives numbers back as numpy scalars
     return ds
 
 
@@ -622,9 +632,6 @@ def write_png(obj, path, zones=None, grid: HexGrid | None = None, title: str | N
 
     Deterministic (Agg backend, no ``Software`` metadata).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import PowerNorm
@@ -680,10 +687,12 @@ def forecast_window(ds) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def default_title(ds) -> str:
-    start, end = forecast_window(ds)
     city = ds.attrs.get("city", "")
     model = ds.attrs.get("model", "")
     head = f"{city}: " if city else ""
+    if "forecast_start_days" not in ds.attrs or "horizon_days" not in ds.attrs:
+        return f"{head}{model} forecast".strip()
+    start, end = forecast_window(ds)
     return f"{head}{model} forecast, {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}"
 
 

@@ -362,12 +362,12 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     with step("fit"):
         model = model_from_spec(cfg["model"])
         model.fit(train, grid, end=start_days)
+    if model.n_events_ == 0:
+        raise NoEventsError(f"none of the {len(train)} events of the training window falls inside the grid")
     with step("predict"):
         risk = model.predict(start_days, horizon_days=horizon)
     with step("zones"):
         zones = select_zones(risk, grid, **cfg["zones"])
-    if model.n_events_ == 0:
-        raise NoEventsError(f"none of the {len(train)} events of the training window falls inside the grid")
 
     cfg_hash = config_sha256(cfg)
     provenance = {

@@ -346,6 +346,17 @@ def test_job_specs_and_loading_errors(cities, tmp_path):
     bad.write_text('[[forecast]]\nname = "a"\nsource = "x.parquet"\ncolour = "red"\n')
     with pytest.raises(ConfigError, match="colour"):
         load_jobs(bad)
+    job = '[[forecast]]\nname = "a"\nsource = "x.parquet"\n'
+    for text, msg in [
+        ('[defaults]\nhorizon_day = 3\n' + job, r"unknown key\(s\) \['horizon_day'\] in \[defaults\]"),  # a typo is not dropped
+        (job + 'horizon_days = "7"\n', r"\[\[forecast\]\] #1 \('a'\)"),  # wrong type: names the job
+        ('cluster = 3\n' + job, r"\[cluster\] must be a table"),
+        ('forecast = [1]\n', r"\[\[forecast\]\] #1 must be a table"),
+        ('[cluster]\nretries = "x"\n' + job, r"retries must be an integer"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=msg):
+            load_jobs(bad)
     ok = tmp_path / "ok.toml"
     ok.write_text('[cluster]\nn_workers = 3\n[[backtest]]\nname = "b"\nsource = "data/x.parquet"\nstart = "2024-01-01"\n'
                   'end = "2024-02-01"\nmodels = { c = { name = "CountHotspot" } }\n')

@@ -102,6 +102,20 @@ def test_from_geojson_polygon_with_hole(tmp_path):
 def test_bad_resolution():
     with pytest.raises(ValueError, match="resolution"):
         HexGrid.from_cells([h3.str_to_int(h3.latlng_to_cell(41.8, -87.7, 9))], resolution=16)
+    # every cell is checked: one finer cell among hundreds (it sorts last) is caught
+    disk = [h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(41.8, -87.7, 9), 12)]
+    with pytest.raises(ValueError, match=r"resolution\(s\) \[9, 10\]"):
+        HexGrid.from_cells(disk + [h3.str_to_int(h3.latlng_to_cell(41.9, -87.6, 10))], resolution=9)
+    with pytest.raises(ValueError, match="at least one cell"):
+        HexGrid.from_cells([])
+
+
+def test_from_geojson_missing_or_broken_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.geojson"):
+        HexGrid.from_geojson(tmp_path / "nope.geojson")
+    (tmp_path / "bad.geojson").write_text("not json")
+    with pytest.raises(ValueError, match="bad.geojson is not valid JSON"):
+        HexGrid.from_geojson(str(tmp_path / "bad.geojson"))
 
 
 def test_assign_memo_is_per_grid_and_travels_with_slices(sim_city):

@@ -278,6 +278,30 @@ def test_png_map(forecast, tmp_path):
     assert np.any(np.all(np.abs(rgb.astype(int) - [0, 180, 255]) < 30, axis=1))
 
 
+def test_read_back_dataset_keeps_provenance_and_exports(forecast, tmp_path):
+    import matplotlib
+
+    risk, grid, zones, ds = forecast
+    back = rio.read_risk(rio.write_netcdf(ds, tmp_path / "r.nc"))
+    again = rio.risk_dataset(back, zones=zones, extra_attrs={"note": "x"})
+    for key in ("forecast_start_days", "horizon_days", "model", "city"):
+        assert again.attrs[key] == ds.attrs[key]
+    assert again.attrs["note"] == "x" and "long_name" not in again.attrs
+    rio.write_parquet(back, tmp_path / "r.parquet")  # attributes read back from NetCDF are JSON-serialisable
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        rio.write_png(back, tmp_path / "r.png")
+        assert matplotlib.get_backend() == "svg"  # the caller's backend is left alone
+    finally:
+        matplotlib.use(before)
+    bare = risk.copy()
+    bare.attrs = {}
+    assert rio.default_title(rio.risk_dataset(bare)) == "forecast"
+    with pytest.raises(ValueError, match=r"missing \['lat'\]"):
+        rio.risk_dataset(risk.drop_vars("lat"))
+
+
 def test_writers_are_deterministic(forecast, tmp_path):
     _, grid, zones, ds = forecast
     for name, f in [("x.nc", rio.write_netcdf), ("x.geojson", rio.write_geojson), ("x.parquet", rio.write_parquet),

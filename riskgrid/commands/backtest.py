@@ -93,7 +93,7 @@ def backtest_from_config(cfg: dict, out_dir: str | None = None, n_jobs: int | No
     """
     from ..backtest import backtest, plot_backtest, summarize
     from ..config import events_from_config, grid_from_config, model_from_spec, resolve_path
-    from ..errors import ConfigError
+    from ..errors import ConfigError, RiskGridError
 
     t0 = time.perf_counter()
     bt = _section(cfg, "backtest", BACKTEST_KEYS)
@@ -126,7 +126,7 @@ def backtest_from_config(cfg: dict, out_dir: str | None = None, n_jobs: int | No
             on_error=bt["on_error"],
         )
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, RiskGridError):
             raise
         raise ConfigError(f"backtest: {exc}") from exc
     summary = summarize(table, reference=bt["reference"], n_boot=bt["n_boot"], seed=bt["seed"])
@@ -165,13 +165,14 @@ def command(config, out_dir, n_jobs, quiet):
 
     from ..backtest import summary_table
     from ..config import load_config
-    from ..errors import EventDataError, RiskGridError
+    from ..errors import RiskGridError
+    from .forecast import _one_line
 
     try:
         cfg = load_config(config)
         res = backtest_from_config(cfg, out_dir=out_dir, n_jobs=n_jobs, progress=not quiet)
-    except (RiskGridError, EventDataError, OSError) as exc:
-        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
+    except (RiskGridError, OSError, ValueError, TypeError) as exc:
+        click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(1)
     table, summary = res["table"], res["summary"]
     covs = sorted(table["coverage"].unique())

@@ -9,6 +9,14 @@ import sys
 import click
 
 
+def _file_stem(name: str) -> str:
+    """A job name as a file name (characters other than letters, digits, '-', '_', '.' become '_')."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+_RESERVED_STEMS = {"batch_tasks", "batch_status"}
+
+
 @click.command()
 @click.argument("jobs_file", type=click.Path(dir_okay=False))
 @click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
@@ -37,6 +45,11 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
 
     try:
         jobs, cluster = load_jobs(jobs_file)
+        stems = [_file_stem(j.name) for j in jobs]
+        clash = sorted({j.name for j, s in zip(jobs, stems) if stems.count(s) > 1 or s in _RESERVED_STEMS})
+        if clash:
+            raise ConfigError(f"job names {clash} would write the same output files (or clash with "
+                              f"{sorted(_RESERVED_STEMS)}); rename them")
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -57,7 +70,7 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
 
         try:
             ctx = Client(scheduler, set_as_default=False, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address at all
             click.echo(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}", err=True)
             sys.exit(2)
     else:
@@ -77,16 +90,16 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, value in res.results.items():
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        safe = _file_stem(name)
         if hasattr(value, "to_netcdf"):
             path = os.path.join(out_dir, f"{safe}.nc")
             value.to_netcdf(path)
             written.append(path)
         else:
+            frame = value.copy()
+            frame.attrs = {}  # Parquet would store the attrs as JSON metadata
             for ext in ("csv", "parquet"):
                 path = os.path.join(out_dir, f"{safe}.{ext}")
-                frame = value.copy()
-                frame.attrs = {}
                 frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path, index=False)
                 written.append(path)
     res.tasks.to_csv(os.path.join(out_dir, "batch_tasks.csv"), index=False)

@@ -11,7 +11,12 @@ __all__ = ["command", "run_and_report"]
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error on one line; anything but riskgrid's own errors carries its type (``KeyError: 'h3'``)."""
+    from ..errors import RiskGridError
+
     msg = " ".join(str(exc).split())
+    if not isinstance(exc, (RiskGridError, OSError)):
+        return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
     return msg or type(exc).__name__
 
 
