@@ -164,8 +164,9 @@ def _reference_fit(ev, grid, tol=1e-6, max_iter=10_000):
         ll_prev = ll
         mu_num = np.zeros_like(mu)
         mu_num[occ] = r["mu_num"].T
-        mu, theta, omega, w = m._mstep(P, mu_num, r["trig"], r["dt_num"], theta, omega, w, tau,
-                                       np.exp(-omega * tau), window, _ring_sizes(R), False, 1)
+        decay = np.exp(-omega * tau)
+        mu, theta, omega, w = m._mstep(P, mu_num, r["trig"], r["dt_num"], theta, omega, w, tau, decay,
+                                       P.per_cell_type(1.0 - decay), window, _ring_sizes(R), False, 1)
     return {"theta": theta, "omega": omega, "w": w, "loglik": ll, "n_iter": it + 1}
 
 

@@ -75,6 +75,8 @@ class HexGrid:
         self.cells = cells
         self.resolution = int(resolution)
         self._neighbours: dict[int, tuple] = {}
+        self._rings = None  # boundaries_lonlat(), built on first use
+        self._vertices = None
         # identifies this (immutable) grid in EventSet's memo of assignments, across processes too
         self._token = uuid.uuid4().hex
 
@@ -252,7 +254,12 @@ class HexGrid:
         return out
 
     def boundaries_lonlat(self) -> list[list[tuple[float, float]]]:
-        """Closed, counter-clockwise exterior ring of each cell in (lon, lat) order."""
+        """Closed, counter-clockwise exterior ring of each cell in (lon, lat) order.
+
+        Built once per grid (every export needs it) and shared: treat as read-only.
+        """
+        if self._rings is not None:
+            return self._rings
         rings = []
         for c in self.cells:
             pts = [(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))]
@@ -262,7 +269,17 @@ class HexGrid:
                 pts = pts[::-1]
             pts.append(pts[0])
             rings.append(pts)
+        self._rings = rings
+        self._vertices = np.concatenate([np.asarray(r) for r in rings])
+        self._vertices.flags.writeable = False
         return rings
+
+    @property
+    def vertices_lonlat(self) -> np.ndarray:
+        """Every vertex of :meth:`boundaries_lonlat` as one (n, 2) array of (lon, lat) degrees (read-only use)."""
+        if self._vertices is None:
+            self.boundaries_lonlat()
+        return self._vertices
 
     def to_geojson(self, properties: dict | None = None) -> dict:
         """FeatureCollection of the cells (RFC 7946: lon/lat, closed CCW rings).

@@ -310,7 +310,7 @@ def write_parquet(obj, path, grid: HexGrid | None = None) -> str:
     rings = grid.boundaries_lonlat()
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.append_column("geometry", pa.array([_wkb_polygon(r) for r in rings], type=pa.binary()))
-    allpts = np.concatenate([np.asarray(r) for r in rings])
+    allpts = grid.vertices_lonlat
     geo = {
         "version": "1.0.0",
         "primary_column": "geometry",
@@ -343,8 +343,7 @@ def write_csv(obj, path) -> str:
 # --------------------------------------------------------------------------- #
 def _raster_frame(grid: HexGrid, pixel_m: float, crs: str):
     """Transform parameters covering the grid: (x0, y0 top-left, dx, dy, width, height)."""
-    rings = grid.boundaries_lonlat()
-    pts = np.concatenate([np.asarray(r) for r in rings])
+    pts = grid.vertices_lonlat
     lon_min, lat_min = pts.min(axis=0)
     lon_max, lat_max = pts.max(axis=0)
     lat0 = math.radians(0.5 * (lat_min + lat_max))
@@ -650,7 +649,7 @@ def write_png(obj, path, zones=None, grid: HexGrid | None = None, title: str | N
     pc = PolyCollection([np.asarray(r) for r in rings], array=values, cmap="inferno_r",
                         norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax), edgecolors="face", linewidths=0.05)
     ax.add_collection(pc)
-    pts = np.concatenate([np.asarray(r) for r in rings])
+    pts = grid.vertices_lonlat
     pad = 0.01 * max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1e-3)
     ax.set_xlim(pts[:, 0].min() - pad, pts[:, 0].max() + pad)
     ax.set_ylim(pts[:, 1].min() - pad, pts[:, 1].max() + pad)

@@ -253,10 +253,10 @@ class GridHawkes(RiskModel):
         return lam, mu_num, trig.sum(axis=0), float(dtn.sum()), float(ll.sum())
 
     @staticmethod
-    def _compensator_from(P, mu_ck, theta_kk, w, E, window):
+    def _compensator_from(P, mu_ck, theta_kk, w, per, window):
+        """Integral of the intensity; ``per[c, k]`` sums each event's in-window share of its offspring."""
         m_cell = P.n_in @ w  # in-grid spill-over mass per source cell
         row = theta_kk.sum(axis=1)  # expected offspring (all types) per parent type
-        per = P.per_cell_type(E)  # sum over events of the in-window fraction, per (cell, type)
         return float(mu_ck.sum() * window + np.sum(per * m_cell[:, None] * row[None, :]))
 
     # ------------------------------------------------------------------- fit
@@ -374,8 +374,10 @@ class GridHawkes(RiskModel):
         th = self._theta_matrix(theta, K)
         lam, mu_num, trig, dtn, sum_log = self._estep(P, mu, th, omega, w)
         decay = np.exp(-omega * tau)  # share of each event's offspring still to come at T
-        ll = sum_log - self._compensator_from(P, mu, th, w, 1.0 - decay, window)
-        new = self._mstep(P, mu_num, trig, dtn, theta, omega, w, tau, decay, window, ctx["n_full"], ctx["cross"], K)
+        per_edge = P.per_cell_type(1.0 - decay)  # in-window share of offspring, summed per (cell, type)
+        ll = sum_log - self._compensator_from(P, mu, th, w, per_edge, window)
+        new = self._mstep(P, mu_num, trig, dtn, theta, omega, w, tau, decay, per_edge, window, ctx["n_full"],
+                          ctx["cross"], K)
         return ll, new, lam
 
     @staticmethod
@@ -422,10 +424,11 @@ class GridHawkes(RiskModel):
         scale = float(ctx["n_full"] @ w_e)  # theta * w is what the likelihood sees: renormalise w
         return (mu_e, th_e * scale, om_e, w_e / scale), at_max
 
-    def _mstep(self, P, mu_num, trig, dtn, theta, omega, w, tau, decay, window, n_full, cross, K):
+    def _mstep(self, P, mu_num, trig, dtn, theta, omega, w, tau, decay, per_edge, window, n_full, cross, K):
         """Closed-form (conditional) maximisation given the E-step statistics.
 
-        ``decay = exp(-omega * tau)`` at the current ``omega``.
+        ``decay = exp(-omega * tau)`` at the current ``omega``; ``per_edge =
+        P.per_cell_type(1 - decay)``.
         """
         mu = mu_num / window
         p_total = float(trig.sum())
@@ -434,7 +437,7 @@ class GridHawkes(RiskModel):
         # A[k, r] = expected number of in-window offspring cells at ring r of the
         # type-k events, per unit of theta * w[r]
         if self.edge_correction:
-            A = P.per_cell_type(1.0 - decay).T @ P.n_in  # (K, R+1)
+            A = per_edge.T @ P.n_in  # (K, R+1)
         else:
             n_k = np.bincount(P.typ, minlength=K).astype(float)
             A = n_k[:, None] * n_full[None, :]
@@ -550,9 +553,9 @@ class GridHawkes(RiskModel):
         with np.errstate(divide="ignore"):  # zero intensity (no background, no trigger) -> -inf
             sum_log = float(np.sum(np.log(lam[new_sorted])))
         a, b = T_fit - P.t0, end_days - P.t0
-        m_cell = P.n_in @ self.w_
-        row = th.sum(axis=1)
+        # each event's share of offspring falling in [a, b) (none for events at or after b)
         src = P.t < b
-        f = np.exp(-self.omega_ * np.maximum(a - P.t[src], 0.0)) - np.exp(-self.omega_ * (b - P.t[src]))
-        integral = float(self.mu_.sum() * (b - a) + np.sum(row[P.typ[src]] * m_cell[P.cell[src]] * f))
+        f = np.zeros(len(P))
+        f[src] = np.exp(-self.omega_ * np.maximum(a - P.t[src], 0.0)) - np.exp(-self.omega_ * (b - P.t[src]))
+        integral = self._compensator_from(P, self.mu_.T, th, self.w_, P.per_cell_type(f), b - a)
         return (sum_log - integral) / int(new_sorted.sum())
