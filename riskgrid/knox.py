@@ -24,6 +24,7 @@ import xarray as xr
 from ._runtime import check_n_jobs, numba_threads
 from .events import EventSet
 from .kernels import knox as _k
+from .kernels.spatial import build_hash_grid
 
 __all__ = ["knox_test", "knox_arrays", "KnoxResult", "permutation_seeds", "band_labels"]
 
@@ -241,7 +242,7 @@ def _close_pairs(x, y, se, n_fin, keep_below, manhattan):
     """Hash grid + two-pass CSR of close pairs in cell-sorted order."""
     radius = float(se[n_fin])
     n = x.size
-    order, cell_start, x0, y0, h, nx, ny = _k.build_hash_grid(x, y, radius)
+    order, cell_start, x0, y0, h, nx, ny = build_hash_grid(x, y, radius, max(4 * n, 4096))
     xs = np.ascontiguousarray(x[order])
     ys = np.ascontiguousarray(y[order])
     cell_of = np.repeat(np.arange(nx * ny, dtype=np.int64), np.diff(cell_start))

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .spatial import hash_points
+from .spatial import build_hash_grid
 from ._jit import jit, jit_parallel, prange
 
 __all__ = ["KERNEL_GAUSSIAN", "KERNEL_QUARTIC", "kde_density", "cell_week_scores", "ring_weighted_sum"]
@@ -76,18 +76,7 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
     out = np.zeros(m, dtype=np.float64)
     if n == 0 or m == 0:
         return out
-    x0 = ex.min()
-    y0 = ey.min()
-    wx = ex.max() - x0
-    wy = ey.max() - y0
-    size = cutoff
-    if size <= 0.0:
-        size = 1.0
-    while (int(wx / size) + 1) * (int(wy / size) + 1) > max_bins:
-        size *= 2.0
-    nbx = int(wx / size) + 1
-    nby = int(wy / size) + 1
-    order, start = hash_points(ex, ey, x0, y0, size, nbx, nby)
+    order, start, x0, y0, size, nbx, nby = build_hash_grid(ex, ey, cutoff, max_bins)
     c2 = cutoff * cutoff
     for j in prange(m):
         fx = (qx[j] - x0) / size

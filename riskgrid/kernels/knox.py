@@ -5,7 +5,7 @@ Pure functions on contiguous arrays (metres, days); validation lives in
 
 Layout
 ------
-* A uniform hash grid (:func:`build_hash_grid`) sorts points by square cell
+* A uniform hash grid (:func:`riskgrid.kernels.spatial.build_hash_grid`) sorts points by square cell
   of side ``cell_m`` (at least the search radius) so that every pair closer
   than the radius lies in the same or an adjacent cell.
 * Close pairs are stored once, in CSR form over the *cell-sorted* order:
@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spatial import hash_points
 from ._jit import jit, jit_parallel, prange
 
 __all__ = [
-    "build_hash_grid",
     "count_close_pairs",
     "fill_close_pairs",
     "shuffle_inplace",
@@ -41,50 +39,6 @@ __all__ = [
 
 #: byte cost of one stored close pair (int32 partner + uint8 space band)
 BYTES_PER_PAIR = 5
-
-
-@jit
-def build_hash_grid(x, y, cell_m):
-    """Counting-sort points into square cells of side >= ``cell_m`` metres.
-
-    The side is doubled until the grid has at most ``max(4 n, 4096)`` cells,
-    so tiny radii over a large extent do not allocate huge arrays (larger
-    cells stay correct, only slower).
-
-    Returns
-    -------
-    order : int64 (n,)
-        Point indices sorted by cell (stable within a cell).
-    cell_start : int64 (nx * ny + 1,)
-        Points of cell ``k = cy * nx + cx`` are ``order[cell_start[k]:cell_start[k + 1]]``.
-    x0, y0, h : float
-        Origin (minimum x, y) and the side of a cell, metres.
-    nx, ny : int
-        Grid shape.
-    """
-    n = x.size
-    x0 = np.inf
-    y0 = np.inf
-    x1 = -np.inf
-    y1 = -np.inf
-    for i in range(n):
-        x0 = min(x0, x[i])
-        y0 = min(y0, y[i])
-        x1 = max(x1, x[i])
-        y1 = max(y1, y[i])
-    if n == 0:
-        x0 = 0.0
-        y0 = 0.0
-        x1 = 0.0
-        y1 = 0.0
-    h = cell_m if cell_m > 0 else 1.0
-    max_cells = max(4 * n, 4096)
-    while ((x1 - x0) / h + 1.0) * ((y1 - y0) / h + 1.0) > max_cells:
-        h *= 2.0
-    nx = int((x1 - x0) / h) + 1
-    ny = int((y1 - y0) / h) + 1
-    order, cell_start = hash_points(x, y, x0, y0, h, nx, ny)
-    return order, cell_start, x0, y0, h, nx, ny
 
 
 @jit
@@ -318,7 +272,7 @@ def near_repeat_risk(cx, cy, ex, ey, eband, order, cell_start, x0, y0, h, nx, ny
     (``s = n_fin`` when ``d < se[0]``, whose row of ``ex_near`` is 0). The
     caller adds the constant ``sum_i ex_far[eband[i]]`` (all events counted
     as far). ``order, cell_start, x0, y0, h, nx, ny`` describe the events'
-    hash grid (:func:`build_hash_grid` with ``cell_m >= se[n_fin]``).
+    hash grid (:func:`~riskgrid.kernels.spatial.build_hash_grid` with ``cell_m >= se[n_fin]``).
     Parallel over cells; each writes its own value.
     """
     nc = cx.size

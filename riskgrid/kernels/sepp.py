@@ -23,11 +23,10 @@ import math
 
 import numpy as np
 
-from .spatial import _bucket, hash_points  # noqa: F401  (re-exported)
+from .spatial import _bucket
 from ._jit import jit, jit_parallel, prange
 
 __all__ = [
-    "hash_points",
     "candidate_pairs",
     "estep_expgauss",
     "estep_histogram",
@@ -43,7 +42,7 @@ TWO_PI = 2.0 * math.pi
 # --------------------------------------------------------------------------- #
 # spatial hash
 # --------------------------------------------------------------------------- #
-# hash_points lives in riskgrid.kernels.spatial (shared with the Knox and KDE kernels)
+# points are hashed by riskgrid.kernels.spatial.build_hash_grid (shared with the Knox and KDE kernels)
 
 
 @jit
@@ -103,7 +102,7 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
     Parent ``i`` of ``j`` satisfies ``t[j] - max_days <= t[i] < t[j]`` (strict:
     simultaneous events cannot trigger each other) and squared distance
     ``<= max_d2``. ``t`` must be sorted ascending; ``(order, start)`` come from
-    :func:`hash_points` with ``cell_m >= sqrt(max_d2)`` so that the 3 × 3
+    :func:`~riskgrid.kernels.spatial.build_hash_grid` with ``cell_m >= sqrt(max_d2)`` so that the 3 × 3
     neighbouring buckets hold every candidate.
 
     If the number of pairs exceeds ``max_pairs`` the fill pass is skipped
@@ -353,7 +352,7 @@ def trigger_at_points(px, py, ex, ey, ew, order, start, x0, y0, cell_m, nx, ny, 
     ``s`` is the isotropic Gaussian density of sd ``sigma`` metres when
     ``gaussian`` is true, otherwise the ring density ``density_space`` on the
     squared-radius edges ``r2_edges`` (per m²). ``(order, start)`` hash the
-    events ``(ex, ey)`` with :func:`hash_points` and ``cell_m >= sqrt(max_d2)``.
+    events ``(ex, ey)`` with :func:`~riskgrid.kernels.spatial.build_hash_grid` and ``cell_m >= sqrt(max_d2)``.
     """
     n = px.size
     out = np.zeros(n)

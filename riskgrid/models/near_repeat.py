@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import knox as _k
+from ..kernels.spatial import build_hash_grid
 from .._runtime import check_n_jobs, numba_threads
 from ..knox import KnoxResult, _METRICS, knox_test
 from ._base import RiskModel
@@ -173,7 +174,7 @@ class NearRepeat(RiskModel):
         if radius <= 0:
             return np.full(n_cells, base)
         with numba_threads(check_n_jobs(self.n_jobs)):
-            order, cell_start, x0, y0, h, nx, ny = _k.build_hash_grid(ex, ey, radius)
+            order, cell_start, x0, y0, h, nx, ny = build_hash_grid(ex, ey, radius, max(4 * ex.size, 4096))
             near = _k.near_repeat_risk(
                 cx, cy, ex, ey, eb, order, cell_start, x0, y0, h, nx, ny, se, n_fin,
                 self.metric_ == "manhattan", ex_near, np.ascontiguousarray(ex_far, dtype=np.float64),

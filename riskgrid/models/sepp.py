@@ -48,6 +48,7 @@ from .._runtime import threads_for_work as _threads
 from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels import sepp as K
+from ..kernels.spatial import build_hash_grid
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel
 
@@ -87,14 +88,10 @@ class _Hash:
     """Spatial hash of points in buckets of side >= ``cell_m`` metres."""
 
     def __init__(self, x, y, cell_m):
-        x0, y0 = float(x.min()), float(y.min())
-        span = max(float(x.max()) - x0, float(y.max()) - y0, 1.0)
-        cell = float(cell_m) if np.isfinite(cell_m) else span * 1.01
-        cell = max(cell, span / 2048.0)  # at most ~4M buckets
-        self.x0, self.y0, self.cell = x0, y0, cell
-        self.nx = int((float(x.max()) - x0) // cell) + 1
-        self.ny = int((float(y.max()) - y0) // cell) + 1
-        self.order, self.start = K.hash_points(x, y, x0, y0, cell, self.nx, self.ny)
+        span = max(float(np.ptp(x)), float(np.ptp(y)), 1.0)
+        cell = float(cell_m) if np.isfinite(cell_m) else span * 1.01  # no truncation: one bucket
+        # at most ~4M buckets (larger buckets stay exact, only slower)
+        self.order, self.start, self.x0, self.y0, self.cell, self.nx, self.ny = build_hash_grid(x, y, cell, 1 << 22)
 
     def args(self):
         return self.order, self.start, self.x0, self.y0, self.cell, self.nx, self.ny
