@@ -18,7 +18,31 @@ from ..errors import LeakageError, NotFittedError
 from ..events import EventSet, to_days
 from ..grid import HexGrid
 
-__all__ = ["RiskModel", "risk_dataarray"]
+__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray"]
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None, unit: str = "") -> int:
+    """An integer model parameter in ``lo..hi`` (``True``/``False`` are not integers here)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or value < lo or (hi is not None and value > hi):
+        rng = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer {rng}{f' ({unit})' if unit else ''}, got {value!r}")
+    return int(value)
+
+
+def check_number(name: str, value, lo: float = 0.0, inclusive: bool = False, allow_none: bool = False,
+                 unit: str = ""):
+    """A finite real model parameter ``> lo`` (``>= lo`` when ``inclusive``); ``None`` when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not np.isfinite(value) or not (value >= lo if inclusive else value > lo):
+        rng = f"{'>=' if inclusive else '>'} {lo:g}"
+        raise ValueError(
+            f"{name} must be a finite number {rng}{f' ({unit})' if unit else ''}{' or None' if allow_none else ''}, "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 def risk_dataarray(

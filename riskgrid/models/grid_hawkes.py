@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels.hawkes import build_streams, hawkes_estep, spread_to_neighbours
-from ._base import RiskModel
+from ._base import RiskModel, check_int, check_number
 
 __all__ = ["GridHawkes"]
 
@@ -209,20 +209,13 @@ class GridHawkes(RiskModel):
 
     # ------------------------------------------------------------ validation
     def _check_params(self):
-        R = self.spillover_rings
-        if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or not 0 <= R <= 10:
-            raise ValueError(f"spillover_rings must be an integer in 0..10, got {R!r}")
+        check_int("spillover_rings", self.spillover_rings, 0, 10, "H3 rings")
         for name in ("cross_excitation", "edge_correction"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not (isinstance(self.tol, (int, float, np.floating)) and self.tol > 0):
-            raise ValueError(f"tol must be a number > 0, got {self.tol!r}")
-        if self.time_window_days is not None and not (
-            isinstance(self.time_window_days, (int, float, np.integer, np.floating)) and self.time_window_days > 0
-        ):
-            raise ValueError(f"time_window_days must be None or a number of days > 0, got {self.time_window_days!r}")
+        check_int("max_iter", self.max_iter, 1)
+        check_number("tol", self.tol)
+        check_number("time_window_days", self.time_window_days, allow_none=True, unit="days")
 
     # ------------------------------------------------------------------ core
     def _neighbourhood(self, grid):

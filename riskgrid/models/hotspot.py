@@ -13,7 +13,6 @@ fits are single passes over the events.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from ..kernels.hotspot import (
     kde_density,
     ring_weighted_sum,
 )
-from ._base import RiskModel
+from ._base import RiskModel, check_int, check_number
 
 __all__ = ["CountHotspot", "KDEHotspot", "ProspectiveHotspot"]
 
@@ -54,8 +53,7 @@ class CountHotspot(RiskModel):
         self.window_days = window_days
 
     def _fit(self, events, grid, cell, end_days):
-        if self.window_days is not None and not self.window_days > 0:
-            raise ValueError(f"window_days must be > 0, got {self.window_days}")
+        check_number("window_days", self.window_days, allow_none=True, unit="days")
         lo = -np.inf if self.window_days is None else end_days - float(self.window_days)
         use = (cell >= 0) & (events.t >= lo)
         self.counts_ = np.bincount(cell[use], weights=events.weight[use], minlength=len(grid)).astype(float)
@@ -118,10 +116,8 @@ class KDEHotspot(RiskModel):
         self.kernel = kernel
 
     def _fit(self, events, grid, cell, end_days):
-        if not (isinstance(self.bandwidth_m, (int, float)) and math.isfinite(self.bandwidth_m) and self.bandwidth_m > 0):
-            raise ValueError(f"bandwidth_m must be a finite number > 0 (metres), got {self.bandwidth_m!r}")
-        if self.window_days is not None and not self.window_days > 0:
-            raise ValueError(f"window_days must be > 0 or None, got {self.window_days!r}")
+        check_number("bandwidth_m", self.bandwidth_m, unit="metres")
+        check_number("window_days", self.window_days, allow_none=True, unit="days")
         if self.kernel not in _KERNELS:
             raise ValueError(f"kernel must be one of {sorted(_KERNELS)}, got {self.kernel!r}")
         self.kernel_code_ = _KERNELS[self.kernel]
@@ -199,12 +195,8 @@ class ProspectiveHotspot(RiskModel):
         self.distance = distance
 
     def _fit(self, events, grid, cell, end_days):
-        k = self.bandwidth_rings
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 0:
-            raise ValueError(f"bandwidth_rings must be an integer >= 0 (H3 rings), got {k!r}")
-        w = self.window_weeks
-        if not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 1:
-            raise ValueError(f"window_weeks must be an integer >= 1 (weeks), got {w!r}")
+        k = check_int("bandwidth_rings", self.bandwidth_rings, 0, unit="H3 rings")
+        w = check_int("window_weeks", self.window_weeks, 1, unit="weeks")
         if self.distance != "rings":
             raise ValueError(f"distance must be 'rings' (H3 grid distance), got {self.distance!r}")
         self.neighbours_ = grid.neighbours(int(k))

@@ -50,7 +50,7 @@ from ..events import EventSet
 from ..kernels import sepp as K
 from ..kernels.spatial import build_hash_grid
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
-from ._base import RiskModel
+from ._base import RiskModel, check_int, check_number
 
 __all__ = ["SEPP"]
 
@@ -469,16 +469,11 @@ class SEPP(RiskModel):
         if self.background not in _BACKGROUNDS:
             raise ValueError(f"background must be one of {_BACKGROUNDS}, got {self.background!r}")
         check_seasonality(self.seasonality)
-        if not (isinstance(self.min_sigma_m, (int, float, np.number)) and np.isfinite(self.min_sigma_m) and self.min_sigma_m > 0):
-            raise ValueError(f"min_sigma_m must be a positive finite number (metres), got {self.min_sigma_m!r}")
-        for name in ("bandwidth_m", "max_distance_m", "max_days"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive finite number or None, got {v!r}")
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
-            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
+        check_number("min_sigma_m", self.min_sigma_m, unit="metres")
+        for name, unit in (("bandwidth_m", "metres"), ("max_distance_m", "metres"), ("max_days", "days")):
+            check_number(name, getattr(self, name), allow_none=True, unit=unit)
+        check_int("max_iter", self.max_iter, 1)
+        check_number("tol", self.tol, inclusive=True)
 
     # -------------------------------------------------------------------- fit
     def _fit(self, events: EventSet, grid, cell, end_days):
