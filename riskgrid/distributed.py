@@ -67,7 +67,7 @@ import pandas as pd
 
 from . import _runtime
 from .errors import ConfigError, EventDataError, RiskGridError
-from .events import EventSet, to_days
+from .events import EventSet, is_parquet, read_table, to_days
 from .grid import HexGrid
 
 __all__ = [
@@ -363,10 +363,6 @@ def clear_cache() -> None:
         _key_locks.clear()
 
 
-def _is_parquet(path: str) -> bool:
-    return path.lower().endswith((".parquet", ".pq")) or os.path.isdir(path)
-
-
 def load_events(
     source,
     *,
@@ -406,36 +402,29 @@ def load_events(
         events = source
     else:
         path = os.fspath(source)
-        remote = "://" in path
-        if not remote and not os.path.exists(path):
-            raise FileNotFoundError(f"event source not found: {path}")
-        want = [c for c in (cols[r] for r in _COLUMN_ROLES) if c is not None]
-        try:
-            if remote or _is_parquet(path):
-                import pyarrow.dataset as ds
+        what = "event source"
+        if "://" not in path and not os.path.exists(path):
+            raise FileNotFoundError(f"{what} not found: {path}")
+        if is_parquet(path):  # check the columns in the schema, then read only those (and the city's files)
+            import pyarrow.dataset as ds
 
-                dataset = ds.dataset(path, format="parquet", partitioning="hive")
-                names = list(dataset.schema.names)
-                missing = [f"{r}={cols[r]!r}" for r in _COLUMN_ROLES if cols[r] is not None and cols[r] not in names]
-                if city is not None and "city" not in names:
-                    missing.append("city (needed by the city filter)")
-                if missing:
-                    raise EventDataError(
-                        f"column(s) not found in {path}: {', '.join(missing)}; the table has columns {names}"
-                    )
-                flt = [("city", "=", city)] if city is not None else None
-                df = pd.read_parquet(path, columns=want, filters=flt)
-            else:
-                sep = "\t" if path.lower().endswith(".tsv") else ","
-                df = pd.read_csv(path, sep=sep)
-                if city is not None:
-                    if "city" not in df.columns:
-                        raise EventDataError(f"no 'city' column in {path} (needed by the city filter)")
-                    df = df.loc[df["city"].astype(str) == str(city)]
-        except EventDataError:
-            raise
-        except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
-            raise EventDataError(f"cannot read event source {path}: {type(exc).__name__}: {exc}") from exc
+            try:
+                names = list(ds.dataset(path, format="parquet", partitioning="hive").schema.names)
+            except Exception as exc:  # corrupt footers and the like
+                raise EventDataError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from exc
+            missing = [f"{r}={cols[r]!r}" for r in _COLUMN_ROLES if cols[r] is not None and cols[r] not in names]
+            if city is not None and "city" not in names:
+                missing.append("city (needed by the city filter)")
+            if missing:
+                raise EventDataError(f"column(s) not found in {path}: {', '.join(missing)}; the table has columns {names}")
+            want = [c for c in (cols[r] for r in _COLUMN_ROLES) if c is not None]
+            df = read_table(path, columns=want, filters=[("city", "=", city)] if city is not None else None, what=what)
+        else:
+            df = read_table(path, what=what)
+            if city is not None:
+                if "city" not in df.columns:
+                    raise EventDataError(f"no 'city' column in {path} (needed by the city filter)")
+                df = df.loc[df["city"].astype(str) == str(city)]
         if city is not None and len(df) == 0:
             raise EventDataError(f"no event for city={city!r} in {path}")
         events = EventSet.from_frame(

@@ -493,16 +493,29 @@ def read_events(path: str | os.PathLike, **kwargs) -> EventSet:
     (a partitioned dataset); everything else is read as CSV.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"event file not found: {path}")
-    lower = path.lower()
-    try:
-        if lower.endswith((".parquet", ".pq")) or os.path.isdir(path):
-            df = pd.read_parquet(path)
-        else:  # CSV (also .csv.gz, .txt); .tsv is tab-separated
-            df = pd.read_csv(path, sep="\t" if lower.endswith(".tsv") else ",")
-    except Exception as exc:  # corrupt or truncated files (pyarrow raises its own error types)
-        raise EventDataError(f"cannot read event file {path}: {type(exc).__name__}: {exc}") from exc
-    es = EventSet.from_frame(df, **kwargs)
+    es = EventSet.from_frame(read_table(path), **kwargs)
     es.source = path
     return es
+
+
+def is_parquet(path: str) -> bool:
+    """Parquet by name: a ``.parquet``/``.pq`` file, a (partitioned) folder, or a URL."""
+    return "://" in path or path.lower().endswith((".parquet", ".pq")) or os.path.isdir(path)
+
+
+def read_table(path: str, columns=None, filters=None, what: str = "event file") -> pd.DataFrame:
+    """The raw table of an event source: Parquet (see :func:`is_parquet`, Hive partitions read as
+    columns, optional pyarrow ``columns``/``filters``) or CSV (``.tsv``: tab-separated).
+
+    Raises ``FileNotFoundError`` for a missing local path and :class:`EventDataError`
+    (naming ``what`` and the path) for an unreadable, corrupt or truncated file.
+    """
+    path = os.fspath(path)
+    if "://" not in path and not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        if is_parquet(path):
+            return pd.read_parquet(path, columns=columns, filters=filters)
+        return pd.read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",")
+    except Exception as exc:  # pyarrow and pandas raise many types for corrupt files
+        raise EventDataError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from exc
