@@ -142,7 +142,12 @@ def _check_value(where: str, value, types: tuple):
 
 
 def check_table(name: str, table, spec: dict) -> dict:
-    """Validate one TOML table against ``spec`` = {key: ((types...), default)}; fill defaults."""
+    """Validate one TOML table against ``spec`` = {key: ((types...), default)}; fill defaults.
+
+    ``None`` stands for "not set" where the default is ``None`` (TOML has no
+    null, but a validated configuration holds them), so validating twice gives
+    the same result.
+    """
     if not isinstance(table, dict):
         raise ConfigError(f"[{name}] must be a table, got {type(table).__name__}")
     unknown = sorted(set(table) - set(spec))
@@ -150,7 +155,7 @@ def check_table(name: str, table, spec: dict) -> dict:
         raise ConfigError(f"unknown key(s) {unknown} in [{name}]; allowed keys: {sorted(spec)}")
     out = {}
     for key, (types, default) in spec.items():
-        if key in table:
+        if key in table and not (table[key] is None and default is None):
             _check_value(f"{name}.{key}", table[key], types)
             out[key] = copy.deepcopy(table[key])
         else:
@@ -210,7 +215,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
         if key not in SCHEMA and key not in TOP_LEVEL:
             raise ConfigError(f"unknown section or key {key!r}; allowed: {allowed}")
     for key, (types, default) in TOP_LEVEL.items():
-        if key in raw:
+        if key in raw and not (raw[key] is None and default is None):
             _check_value(key, raw[key], types)
             cfg[key] = raw[key]
         else:

@@ -305,10 +305,7 @@ def run_forecast(config, date, out_dir, skip_existing: bool = False, progress: b
         if bar is not None:
             bar.update(1)
 
-    if isinstance(config, dict):
-        cfg = config if "_dir" in config and "events" in config and "outputs" in config else validate_config(config)
-    else:
-        cfg = load_config(config)
+    cfg = validate_config(config) if isinstance(config, dict) else load_config(config)
     if "model" not in cfg:
         raise ConfigError("the configuration has no [model] section (e.g. name = \"GridHawkes\")")
     day = _parse_date(date)

@@ -88,7 +88,9 @@ def test_job_writes_every_product_and_manifest(tmp_path):
     listed = {f["path"].split("/")[0] for f in man["files"]}
     assert listed == set(job.PRODUCTS.values())
     assert man["riskgrid_version"] == rg.__version__
-    assert man["config_sha256"] == job.config_sha256(rg.config.validate_config(cfg))
+    valid = rg.config.validate_config(cfg)
+    assert man["config_sha256"] == job.config_sha256(valid)
+    assert rg.config.validate_config(valid) == valid  # validating twice changes nothing (run_forecast relies on it)
     assert man["inputs"][0]["sha256"] == job.sha256_file(cfg["events"]["path"])
     # fitted on [date - 40 d, date) only
     ev = rg.read_events(cfg["events"]["path"], category="category")
