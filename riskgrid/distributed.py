@@ -509,26 +509,6 @@ def _job_origins(job: BacktestJob, events: EventSet) -> np.ndarray:
     return _origins(events, job.start, job.end, job.step_days)
 
 
-def _backtest_call(job: BacktestJob, variant: str, events: EventSet, grid: HexGrid, start: float, end: float):
-    from .backtest import backtest  # (riskgrid.backtest is also the function's name in the package)
-
-    kwargs = dict(job.backtest_kwargs)
-    if job.coverage is not None:
-        kwargs["coverage"] = job.coverage
-    return backtest(
-        {variant: job.models[variant].build()},
-        events,
-        grid,
-        start=start,
-        end=end,
-        step_days=job.step_days,
-        horizon_days=job.horizon_days,
-        train_days=job.train_days,
-        progress=False,
-        **kwargs,
-    )
-
-
 def backtest_origin(job: BacktestJob, variant: str, origin: float, events=None, grid=None) -> pd.DataFrame:
     """One (variant, origin) of a :class:`BacktestJob` here (the function every backtest task calls).
 
@@ -536,9 +516,25 @@ def backtest_origin(job: BacktestJob, variant: str, origin: float, events=None, 
     (``end`` half a step later), so its rows are exactly those of the full
     serial backtest for that origin.
     """
+    from .backtest import backtest  # (riskgrid.backtest is also the function's name in the package)
+
     if events is None or grid is None:
         events, grid = _job_data(job)
-    return _backtest_call(job, variant, events, grid, float(origin), float(origin) + 0.5 * float(job.step_days))
+    kwargs = dict(job.backtest_kwargs)
+    if job.coverage is not None:
+        kwargs["coverage"] = job.coverage
+    return backtest(
+        {variant: job.models[variant].build()},
+        events,
+        grid,
+        start=float(origin),
+        end=float(origin) + 0.5 * float(job.step_days),
+        step_days=job.step_days,
+        horizon_days=job.horizon_days,
+        train_days=job.train_days,
+        progress=False,
+        **kwargs,
+    )
 
 
 # =========================================================================== #
@@ -1029,7 +1025,6 @@ def _merge_backtest(job: BacktestJob, frames: list[pd.DataFrame]) -> pd.DataFram
         attrs["models"] = {}
         for f in frames:
             attrs["models"].update(f.attrs["backtest"]["models"])
-        attrs["start_days"] = float(frames[0]["origin_days"].iloc[0]) if len(frames[0]) else attrs["start_days"]
         attrs["end_days"] = to_days(job.end)
     out.attrs = {"backtest": attrs} if attrs else {}
     return out

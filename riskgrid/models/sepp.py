@@ -49,6 +49,7 @@ from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels import sepp as K
 from ..kernels.spatial import build_hash_grid
+from ..knox import _check_edges as check_band_edges
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel, check_int, check_number
 
@@ -123,11 +124,11 @@ class _Raster:
     bandwidth at ``h``) and bilinear interpolation (Wand 1994).
     """
 
-    def __init__(self, xs, ys, h, oversample=_KDE_OVERSAMPLE):
+    def __init__(self, x, y, h, oversample=_KDE_OVERSAMPLE):
         self.h = float(h)
         margin = _KDE_TRUNCATE * h
-        lo_x, hi_x = float(min(a.min() for a in xs)) - margin, float(max(a.max() for a in xs)) + margin
-        lo_y, hi_y = float(min(a.min() for a in ys)) - margin, float(max(a.max() for a in ys)) + margin
+        lo_x, hi_x = float(x.min()) - margin, float(x.max()) + margin
+        lo_y, hi_y = float(y.min()) - margin, float(y.max()) + margin
         step = h / oversample
         npix = ((hi_x - lo_x) / step + 2) * ((hi_y - lo_y) / step + 2)
         if npix > _KDE_MAX_PIXELS:
@@ -163,7 +164,7 @@ class _KDE:
 
     def __init__(self, sx, sy, h, n_eval, oversample=_KDE_OVERSAMPLE):
         self.sx, self.sy, self.h = sx, sy, float(h)
-        self.raster_grid = _Raster((sx,), (sy,), h, oversample)
+        self.raster_grid = _Raster(sx, sy, h, oversample)
         r = self.raster_grid
         area = max((float(sx.max()) - float(sx.min())) * (float(sy.max()) - float(sy.min())), (2 * h) ** 2)
         # rough costs in raster multiply-adds (measured: one scanned source ≈ 40 of them)
@@ -294,9 +295,9 @@ def _check_edges(value, upper, name, unit):
         if value < 1:
             raise ValueError(f"{name} must be >= 1 bins, got {value}")
         return np.linspace(0.0, upper, int(value) + 1)
-    edges = np.asarray(value, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or edges[0] != 0 or not np.all(np.diff(edges) > 0) or not np.all(np.isfinite(edges)):
-        raise ValueError(f"{name} must be an int or strictly increasing finite edges ({unit}) starting at 0, got {value!r}")
+    edges = check_band_edges(value, name, unit)  # numbers, non-negative, strictly increasing
+    if edges[0] != 0 or not np.isfinite(edges[-1]):
+        raise ValueError(f"{name} must be an int or finite edges ({unit}) starting at 0, got {edges.tolist()}")
     return edges
 
 
