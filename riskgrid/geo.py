@@ -17,7 +17,7 @@ import numpy as np
 
 EARTH_RADIUS_M = 6_371_007.180918475  # H3's authalic radius, metres
 
-__all__ = ["EARTH_RADIUS_M", "LocalProjection", "haversine_m"]
+__all__ = ["EARTH_RADIUS_M", "LocalProjection", "haversine_m", "oriented_ring", "signed_area"]
 
 
 def haversine_m(lat1, lon1, lat2, lon2):
@@ -76,3 +76,20 @@ class LocalProjection:
         lmb = np.arctan2(x * sin_c, rho * np.cos(phi0) * cos_c - y * np.sin(phi0) * sin_c)
         lon = (np.degrees(lmb) + self.lon0 + 180.0) % 360.0 - 180.0
         return np.degrees(phi), lon
+
+
+def signed_area(ring) -> float:
+    """Shoelace area of a planar ring of (x, y) points (e.g. lon, lat), positive when counter-clockwise."""
+    a = np.asarray(ring, dtype=float)
+    x, y = a[:, 0], a[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def oriented_ring(ring, ccw: bool) -> list:
+    """The ring as a closed list of ``[x, y]`` float pairs, counter-clockwise when ``ccw`` else clockwise."""
+    pts = [[float(p[0]), float(p[1])] for p in ring]
+    if pts[0] != pts[-1]:
+        pts.append(list(pts[0]))
+    if (signed_area(pts) > 0) != ccw:
+        pts = pts[::-1]
+    return pts

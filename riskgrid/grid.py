@@ -16,7 +16,7 @@ import numpy as np
 from h3.api import numpy_int as h3i
 
 from .events import EventSet
-from .geo import LocalProjection
+from .geo import LocalProjection, oriented_ring
 
 __all__ = ["HexGrid", "latlng_to_cells"]
 
@@ -253,22 +253,14 @@ class HexGrid:
         self._neighbours[k] = out
         return out
 
-    def boundaries_lonlat(self) -> list[list[tuple[float, float]]]:
+    def boundaries_lonlat(self) -> list[list[list[float]]]:
         """Closed, counter-clockwise exterior ring of each cell in (lon, lat) order.
 
         Built once per grid (every export needs it) and shared: treat as read-only.
         """
         if self._rings is not None:
             return self._rings
-        rings = []
-        for c in self.cells:
-            pts = [(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))]
-            # shoelace: positive area = counter-clockwise in (lon, lat)
-            area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
-            if area < 0:
-                pts = pts[::-1]
-            pts.append(pts[0])
-            rings.append(pts)
+        rings = [oriented_ring([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))], ccw=True) for c in self.cells]
         self._rings = rings
         self._vertices = np.concatenate([np.asarray(r) for r in rings])
         self._vertices.flags.writeable = False

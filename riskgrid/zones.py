@@ -30,6 +30,7 @@ import h3
 import numpy as np
 from h3.api import numpy_int as h3i
 
+from .geo import oriented_ring
 from .grid import HexGrid
 from .metrics import rank_cells, risk_values
 
@@ -147,29 +148,13 @@ class ZoneSet:
         return {"type": "FeatureCollection", "features": feats}
 
 
-def _signed_area(ring) -> float:
-    """Shoelace area of a (lon, lat) ring, positive when counter-clockwise."""
-    a = np.asarray(ring, dtype=float)
-    x, y = a[:, 0], a[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
-
-
-def _fix_ring(ring, ccw: bool) -> list:
-    pts = [[float(p[0]), float(p[1])] for p in ring]
-    if pts[0] != pts[-1]:
-        pts.append(list(pts[0]))
-    if (_signed_area(pts) > 0) != ccw:
-        pts = pts[::-1]
-    return pts
-
-
 def _normalise_geometry(geo: dict) -> dict:
     """Closed rings, CCW exterior, CW holes, plain lists (RFC 7946 §3.1.6)."""
     if geo["type"] == "Polygon":
         polys = [geo["coordinates"]]
     else:
         polys = list(geo["coordinates"])
-    out = [[_fix_ring(rings[0], True)] + [_fix_ring(r, False) for r in rings[1:]] for rings in polys]
+    out = [[oriented_ring(rings[0], True)] + [oriented_ring(r, False) for r in rings[1:]] for rings in polys]
     if len(out) == 1:
         return {"type": "Polygon", "coordinates": out[0]}
     return {"type": "MultiPolygon", "coordinates": out}
