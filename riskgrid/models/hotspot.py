@@ -53,16 +53,22 @@ class CountHotspot(RiskModel):
         self.window_days = window_days
 
     def _fit(self, events, grid, cell, end_days):
-        check_number("window_days", self.window_days, allow_none=True, unit="days")
-        lo = -np.inf if self.window_days is None else end_days - float(self.window_days)
-        use = (cell >= 0) & (events.t >= lo)
+        use, self.window_used_days_ = _training_window(self.window_days, events, cell, end_days)
         self.counts_ = np.bincount(cell[use], weights=events.weight[use], minlength=len(grid)).astype(float)
-        span = end_days - max(lo, float(events.t[0])) if self.window_days is None else float(self.window_days)
-        self.window_used_days_ = max(span, 1e-9)
         self.rate_ = self.counts_ / self.window_used_days_  # events/day per cell
 
     def _predict(self, start_days, horizon_days):
         return self.rate_ * horizon_days
+
+
+def _training_window(window_days, events, cell, end_days):
+    """Events in the grid and in ``[end - window_days, end)`` (all when ``None``) and the window's length in days."""
+    check_number("window_days", window_days, allow_none=True, unit="days")
+    if window_days is None:
+        use, span = cell >= 0, end_days - float(events.t[0])
+    else:
+        use, span = (cell >= 0) & (events.t >= end_days - float(window_days)), float(window_days)
+    return use, max(span, 1e-9)
 
 
 class KDEHotspot(RiskModel):
@@ -117,16 +123,12 @@ class KDEHotspot(RiskModel):
 
     def _fit(self, events, grid, cell, end_days):
         check_number("bandwidth_m", self.bandwidth_m, unit="metres")
-        check_number("window_days", self.window_days, allow_none=True, unit="days")
         if self.kernel not in _KERNELS:
             raise ValueError(f"kernel must be one of {sorted(_KERNELS)}, got {self.kernel!r}")
         self.kernel_code_ = _KERNELS[self.kernel]
         h = float(self.bandwidth_m)
         self.cutoff_m_ = h * GAUSSIAN_CUTOFF_BANDWIDTHS if self.kernel == "gaussian" else h
-        lo = -np.inf if self.window_days is None else end_days - float(self.window_days)
-        use = (cell >= 0) & (events.t >= lo)
-        span = end_days - float(events.t[0]) if self.window_days is None else float(self.window_days)
-        self.window_used_days_ = max(span, 1e-9)
+        use, self.window_used_days_ = _training_window(self.window_days, events, cell, end_days)
         x, y = events.xy(grid.projection)
         qx, qy = grid.centroids_xy
         self.density_ = kde_density(
