@@ -10,8 +10,9 @@ from .hotspot import CountHotspot, KDEHotspot, ProspectiveHotspot
 from .grid_hawkes import GridHawkes
 from .sepp import SEPP
 from .near_repeat import NearRepeat
+from .feature_forecaster import FeatureForecaster
 
-__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot", "KDEHotspot", "ProspectiveHotspot", "GridHawkes", "SEPP", "NearRepeat"]
+__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot", "KDEHotspot", "ProspectiveHotspot", "GridHawkes", "SEPP", "NearRepeat", "FeatureForecaster"]
 
 
 def available_models() -> list[str]:

@@ -5,6 +5,14 @@ as given; ``fit(events, grid, end=None)`` validates, learns attributes ending
 in ``_`` and returns ``self``; ``predict(start, horizon_days)`` returns an
 ``xarray.DataArray`` named ``risk`` over the grid's cells holding the expected
 number of events per cell in ``[start, start + horizon_days)``.
+
+Target and indicator categories: ``fit(..., target=labels)`` names the
+categories whose risk is forecast, scored and zoned; every other category of
+the events passed in is an *indicator* (it may inform the forecast, it is never
+forecast). Models whose class attribute ``uses_indicators`` is ``False`` (the
+baselines) simply fit on the target events; the others (GridHawkes with
+cross-excitation, FeatureForecaster) see every event and their per-category
+output is cut to the target categories.
 """
 
 from __future__ import annotations
@@ -18,7 +26,32 @@ from ..errors import LeakageError, NotFittedError
 from ..events import EventSet, to_days
 from ..grid import HexGrid
 
-__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray"]
+__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target"]
+
+
+def resolve_target(categories, target) -> tuple[str, ...]:
+    """Check target category labels against the known ``categories``.
+
+    ``None`` means every category. Unknown labels raise ``ValueError`` naming
+    the known ones, with a case-insensitive match offered as a hint.
+    """
+    categories = tuple(categories)
+    if target is None:
+        return categories
+    labels = [target] if isinstance(target, str) else list(target)
+    if not labels:
+        raise ValueError("target must name at least one category (or be None for all)")
+    bad = [lab for lab in labels if lab not in categories]
+    if bad:
+        lower = {c.lower(): c for c in categories}
+        hints = [f"{b!r} → did you mean {lower[str(b).lower()]!r}?" for b in bad if str(b).lower() in lower]
+        raise ValueError(
+            f"unknown target categor{'y' if len(bad) == 1 else 'ies'} {bad}; known: {list(categories)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+        )
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"target lists a category twice: {labels}")
+    return tuple(str(lab) for lab in labels)
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None, unit: str = "") -> int:
@@ -93,7 +126,12 @@ def risk_dataarray(
             f"{(EventSet.origin + pd.to_timedelta(fit_window[1], unit='D')).round('s')}"
         )
     for k, v in (params or {}).items():
-        attrs[f"param_{k}"] = v if isinstance(v, (int, float, str)) else str(v)
+        if isinstance(v, (int, float, str)):
+            attrs[f"param_{k}"] = v
+        elif hasattr(v, "columns") and hasattr(v, "shape"):  # a table parameter (covariates): summarised
+            attrs[f"param_{k}"] = f"<table of {v.shape[0]} rows x {v.shape[1]} columns>"
+        else:
+            attrs[f"param_{k}"] = str(v)
     attrs.update(extra_attrs or {})
     return xr.DataArray(values, dims=dims, coords=coords, name="risk", attrs=attrs)
 
@@ -108,13 +146,20 @@ class RiskModel(BaseEstimator):
 
     #: name written into the output's attributes
     model_name = "RiskModel"
+    #: whether ``_fit`` receives indicator (non-target) events; ``False``: only the target events
+    uses_indicators = False
 
-    def fit(self, events: EventSet, grid: HexGrid, end=None):
+    def fit(self, events: EventSet, grid: HexGrid, end=None, target=None):
         """Fit on ``events`` inside ``grid`` up to ``end`` (default: last event).
 
         Events at or after ``end`` are ignored (half-open window). Events
         outside the grid are not used; their number is kept in
         ``n_outside_`` so nothing is lost silently.
+
+        ``target`` (a category label or a list of them; default: every
+        category of ``events``) names the categories that are forecast; the
+        other categories are indicators (see the module docstring). The
+        learned ``target_`` and ``indicators_`` record the split.
         """
         if not isinstance(events, EventSet):
             raise TypeError(f"events must be an EventSet, got {type(events).__name__}")
@@ -122,6 +167,12 @@ class RiskModel(BaseEstimator):
             raise TypeError(f"grid must be a HexGrid, got {type(grid).__name__}")
         if len(events) == 0:
             raise ValueError("cannot fit on an empty EventSet")
+        self.target_ = resolve_target(events.categories, target)
+        self.indicators_ = tuple(c for c in events.categories if c not in self.target_)
+        if self.indicators_ and not self.uses_indicators:
+            events = events.select(self.target_)
+            if len(events) == 0:
+                raise ValueError(f"no event of the target categories {list(self.target_)}")
         end_days = float(events.t[-1]) if end is None else events.to_days(end)
         ev = events.between(None, end_days) if end is not None else events
         if len(ev) == 0:
@@ -161,7 +212,7 @@ class RiskModel(BaseEstimator):
         if not horizon_days > 0:
             raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
         s = self._start_days(start)
-        values = self._predict(s, float(horizon_days))
+        values = self._target_rows(self._predict(s, float(horizon_days)))
         return risk_dataarray(
             values,
             self.grid_,
@@ -170,9 +221,26 @@ class RiskModel(BaseEstimator):
             horizon_days=horizon_days,
             params=self.get_params(),
             fit_window=(self.fit_start_, self.fit_end_),
-            categories=self.categories_ if np.ndim(values) == 2 else None,
-            extra_attrs=self._output_attrs(),
+            categories=self._output_categories() if np.ndim(values) == 2 else None,
+            extra_attrs={**self._target_attrs(), **self._output_attrs()},
         )
+
+    def _output_categories(self) -> tuple[str, ...]:
+        """Category labels of the rows of a per-category forecast (the target categories)."""
+        return tuple(c for c in self.categories_ if c in self.target_)
+
+    def _target_rows(self, values: np.ndarray) -> np.ndarray:
+        """Cut a per-category forecast ``(n_categories, n_cells)`` to the target categories."""
+        values = np.asarray(values)
+        if values.ndim == 2 and len(self.categories_) == values.shape[0] and set(self.categories_) != set(self.target_):
+            keep = [i for i, c in enumerate(self.categories_) if c in self.target_]
+            values = values[keep]
+        return values
+
+    def _target_attrs(self) -> dict:
+        if not getattr(self, "indicators_", ()):
+            return {}
+        return {"target": ", ".join(self.target_), "indicators": ", ".join(self.indicators_)}
 
     def _output_attrs(self) -> dict:
         return {}
