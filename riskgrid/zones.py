@@ -1,40 +1,69 @@
 """Patrol zones: small connected groups of hexagons that capture the most forecast risk.
 
-:func:`select_zones` grows zones greedily from the highest-risk cells:
+:func:`select_zones` has two modes.
 
-1. *Seed*: the highest-risk cell still available (ties: lowest cell index).
-2. *Grow*: repeatedly add the highest-risk available cell among the ring-1
-   H3 neighbours of the zone's cells (ties: lowest cell index), until the
-   zone has ``max_cells`` cells or no neighbour with positive risk is left.
-   Zones are therefore connected through shared hexagon edges.
-3. *Separate*: every cell within ``min_gap_rings`` grid steps of the zone's
-   cells (the zone included) becomes unavailable.
+``mode="compact"`` (default): zones a patrol can cover.
+    Each zone is a *connected* set of at most ``max_cells`` cells (connected
+    through shared hexagon edges) whose **cell centroids** are pairwise at
+    most ``max_diameter_m`` metres apart (great-circle distance; the ground
+    extent of the zone is about one hexagon width, ``2 x edge length``, more).
+    Zone 1 is the exact best such set over the grid: the connected set with
+    the largest captured risk, found by an exhaustive branch-and-bound search
+    (:func:`riskgrid.kernels.zones.best_compact_set`; ties go to fewer cells,
+    then to the smallest cell indices). Every cell within ``min_gap_rings``
+    grid steps of the zone then becomes unavailable, and zone 2 is the exact
+    best set among the cells left, and so on up to ``n_zones`` zones or until
+    no cell with positive risk is left. Each zone is optimal given the zones
+    before it; the set of zones as a whole is a greedy choice (choosing k
+    zones jointly is a maximum-coverage problem, NP-hard in general; greedy
+    selection is the usual approximation). Should the search budget
+    ``max_nodes`` run out, the best set found so far is used and the zone is
+    marked ``exact=False``.
 
-Steps 1-3 repeat until ``n_zones`` zones exist or no cell with positive risk
-is left. **Separation**: for two cells ``a``, ``b`` of different zones the H3
-grid distance is ``> min_gap_rings``, i.e. at least ``min_gap_rings`` cells
-lie between the zones (``min_gap_rings=0`` lets zones touch but not overlap).
+``mode="greedy"``: the older "hotspot growing" rule, kept for comparison.
+    1. *Seed*: the highest-risk cell still available (ties: lowest cell index).
+    2. *Grow*: repeatedly add the highest-risk available cell among the ring-1
+       H3 neighbours of the zone's cells (ties: lowest cell index), until the
+       zone has ``max_cells`` cells or no neighbour with positive risk is left.
+    3. *Separate*: as above. It has no diameter limit and tends to produce
+       strings one cell wide along a street of high risk.
 
-The greedy rule is the usual "hotspot growing" heuristic; it is not an
-exact optimum of the (NP-hard) connected maximum-coverage problem. The
-result reports the captured share of the total risk beside the share that
-the same number of best cells would capture with no connectivity or spacing
-constraint (an upper bound for any zoning of that total area).
+**Separation** (both modes): for two cells ``a``, ``b`` of different zones
+the H3 grid distance is ``> min_gap_rings``, i.e. at least ``min_gap_rings``
+cells lie between the zones (``min_gap_rings=0`` lets zones touch but not
+overlap).
+
+**Numbering**: zones are numbered 1..n (as people count) in selection order,
+in :class:`Zone`, :attr:`ZoneSet.cell_zone` (0 = no zone), the frames and the
+GeoJSON. Zone 1 captures the most risk.
+
+Every zone reports its cells, area (km²), diameter (m, between centroids),
+expected events (the summed forecast), captured share, and the gap to the
+same number of best cells taken with no connectivity, diameter or spacing
+constraint (an upper bound for any zone of that size; H3 cells of one
+resolution differ in area by a few percent at most within a city, so the
+same number of cells is the same area to that precision).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import h3
 import numpy as np
+import pandas as pd
 from h3.api import numpy_int as h3i
 
-from .geo import oriented_ring
+from .geo import EARTH_RADIUS_M, haversine_m, oriented_ring
 from .grid import HexGrid
+from .kernels.zones import best_compact_set
 from .metrics import rank_cells, risk_values
 
-__all__ = ["Zone", "ZoneSet", "select_zones", "zones_metric"]
+__all__ = ["Zone", "ZoneSet", "select_zones", "zones_metric", "default_max_diameter_m", "ZONE_MODES"]
+
+#: the values ``select_zones(mode=...)`` accepts
+ZONE_MODES = ("compact", "greedy")
 
 
 @dataclass(frozen=True)
@@ -44,19 +73,46 @@ class Zone:
     Attributes
     ----------
     cells : ndarray of int64
-        Indices into ``grid.cells``, in the order they were added (seed first).
+        Indices into ``grid.cells``: in rank order (highest risk first) in
+        compact mode, in the order they were added (seed first) in greedy mode.
     h3 : tuple of str
         The H3 ids of those cells.
     risk : float
         Forecast risk captured by the zone (expected events in the window).
+    number : int
+        Zone number, 1-based (as shown on every product).
+    area_km2 : float
+        Summed area of the cells, km².
+    diameter_m : float
+        Largest great-circle distance between two cell centroids, metres
+        (0 for one cell).
+    share : float
+        ``risk`` / total risk of the grid.
+    best_same_area_share : float
+        Share captured by the ``len(cells)`` highest-risk cells of the grid,
+        with no connectivity, diameter or spacing constraint.
+    exact : bool
+        True when the zone is the proven best set given the zones before it
+        (compact mode; always False in greedy mode).
     """
 
     cells: np.ndarray
     h3: tuple
     risk: float
+    number: int = 0
+    area_km2: float = float("nan")
+    diameter_m: float = float("nan")
+    share: float = float("nan")
+    best_same_area_share: float = float("nan")
+    exact: bool = False
 
     def __len__(self) -> int:
         return int(self.cells.size)
+
+    @property
+    def gap_share(self) -> float:
+        """``best_same_area_share - share``: risk share lost to the zone constraints."""
+        return float(self.best_same_area_share - self.share)
 
 
 @dataclass(frozen=True)
@@ -66,7 +122,7 @@ class ZoneSet:
     Attributes
     ----------
     zones : list of Zone
-        In selection order (the first holds the highest-risk cell).
+        In selection order; ``zones[k].number == k + 1``.
     total_risk : float
         Sum of the risk over the grid.
     captured_risk : float
@@ -75,9 +131,12 @@ class ZoneSet:
         ``captured_risk / total_risk`` (0 when the total is 0).
     best_unconstrained_share : float
         Share captured by the ``n_cells`` highest-risk cells, ignoring
-        connectivity and spacing (upper bound for the same area).
+        connectivity, diameter and spacing (upper bound for the same area).
     params : dict
-        ``n_zones``, ``max_cells``, ``min_gap_rings`` used.
+        ``mode``, ``n_zones``, ``max_cells``, ``min_gap_rings`` and, in
+        compact mode, ``max_diameter_m`` used.
+    n_grid_cells : int
+        Number of cells of the grid.
     """
 
     zones: list
@@ -97,55 +156,129 @@ class ZoneSet:
         return int(sum(len(z) for z in self.zones))
 
     @property
+    def gap_share(self) -> float:
+        """``best_unconstrained_share - captured_share``."""
+        return float(self.best_unconstrained_share - self.captured_share)
+
+    @property
+    def area_km2(self) -> float:
+        """Area of all zones together, km²."""
+        return float(sum(z.area_km2 for z in self.zones))
+
+    @property
     def cell_zone(self) -> np.ndarray:
-        """Zone number (0-based) of every grid cell, -1 outside every zone (int64)."""
-        out = np.full(self.n_grid_cells, -1, dtype=np.int64)
-        for k, z in enumerate(self.zones):
-            out[z.cells] = k
+        """Zone number (1-based) of every grid cell, 0 outside every zone (int64)."""
+        out = np.zeros(self.n_grid_cells, dtype=np.int64)
+        for z in self.zones:
+            out[z.cells] = z.number
         return out
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per zone: ``zone`` (1-based), ``n_cells``, ``area_km2``, ``diameter_m``,
+        ``expected_events``, ``share``, ``best_same_area_share``, ``gap_share``, ``exact``,
+        ``lat``/``lon`` (risk-weighted centre, degrees; plain centre when the zone's risk is 0)
+        and ``h3`` (space-separated ids)."""
+        rows = []
+        for z in self.zones:
+            lat, lon = _zone_centre(z)
+            rows.append({
+                "zone": z.number, "n_cells": len(z), "area_km2": z.area_km2, "diameter_m": z.diameter_m,
+                "expected_events": z.risk, "share": z.share, "best_same_area_share": z.best_same_area_share,
+                "gap_share": z.gap_share, "exact": z.exact, "lat": lat, "lon": lon, "h3": " ".join(z.h3),
+            })
+        cols = ["zone", "n_cells", "area_km2", "diameter_m", "expected_events", "share", "best_same_area_share",
+                "gap_share", "exact", "lat", "lon", "h3"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def cells_frame(self, risk=None) -> pd.DataFrame:
+        """One row per zone cell: ``zone`` (1-based), ``cell`` (grid index), ``h3`` and, when the
+        forecast ``risk`` is given (as for :func:`select_zones`), ``risk`` and ``rank`` (1 = highest
+        risk of the grid)."""
+        rows = {"zone": [], "cell": [], "h3": []}
+        for z in self.zones:
+            rows["zone"] += [z.number] * len(z)
+            rows["cell"] += z.cells.tolist()
+            rows["h3"] += list(z.h3)
+        df = pd.DataFrame({"zone": np.asarray(rows["zone"], dtype=np.int64), "cell": np.asarray(rows["cell"], dtype=np.int64),
+                           "h3": pd.Series(rows["h3"], dtype=object)})
+        if risk is not None:
+            r = risk_values(risk, self.n_grid_cells)
+            rank = np.empty(r.size, dtype=np.int64)
+            rank[rank_cells(r)] = np.arange(1, r.size + 1)
+            df["risk"] = r[df["cell"].to_numpy()]
+            df["rank"] = rank[df["cell"].to_numpy()]
+        return df
+
     def to_dict(self) -> dict:
-        """JSON-ready summary (no geometry)."""
+        """JSON-ready summary (no geometry); zones numbered 1..n."""
         return {
             "params": dict(self.params),
             "n_zones": len(self.zones),
             "n_cells": self.n_cells,
+            "area_km2": self.area_km2,
             "total_risk": float(self.total_risk),
             "captured_risk": float(self.captured_risk),
             "captured_share": float(self.captured_share),
             "best_unconstrained_share": float(self.best_unconstrained_share),
+            "gap_share": self.gap_share,
             "zones": [
-                {"zone": k, "n_cells": len(z), "risk": float(z.risk), "h3": list(z.h3)} for k, z in enumerate(self.zones)
+                {"zone": z.number, "n_cells": len(z), "area_km2": float(z.area_km2), "diameter_m": float(z.diameter_m),
+                 "risk": float(z.risk), "share": float(z.share), "best_same_area_share": float(z.best_same_area_share),
+                 "gap_share": z.gap_share, "exact": bool(z.exact), "h3": list(z.h3)}
+                for z in self.zones
             ],
         }
 
-    def to_geojson(self) -> dict:
+    def to_geojson(self, metadata: dict | None = None) -> dict:
         """FeatureCollection with one Feature per zone (RFC 7946).
 
         The geometry is the merged outline of the zone's cells (Polygon, or
         MultiPolygon should cells only touch at a vertex), lon/lat order,
         closed rings, counter-clockwise exteriors and clockwise holes.
-        Properties: ``zone``, ``n_cells``, ``risk``, ``share`` (of the total
-        risk) and the ``h3`` ids.
+        Properties: ``zone`` (1-based), ``n_cells``, ``area_km2``,
+        ``diameter_m``, ``risk`` (expected events), ``share`` (of the total
+        risk), ``best_same_area_share``, ``gap_share`` and the ``h3`` ids.
+
+        Parameters
+        ----------
+        metadata : dict, optional
+            JSON-ready values copied into every Feature's properties (after
+            the zone's own, which they may not override) and kept as the
+            foreign member ``"riskgrid"`` of the collection; meant for the
+            forecast window, horizon, units and model, so that a web map
+            loading the file can tell a 4-day count from a daily rate.
         """
+        metadata = dict(metadata or {})
         feats = []
-        for k, z in enumerate(self.zones):
+        for z in self.zones:
             geom = _normalise_geometry(h3.cells_to_geo(list(z.h3)))
-            share = z.risk / self.total_risk if self.total_risk > 0 else 0.0
-            feats.append(
-                {
-                    "type": "Feature",
-                    "geometry": geom,
-                    "properties": {
-                        "zone": k,
-                        "n_cells": len(z),
-                        "risk": float(z.risk),
-                        "share": float(share),
-                        "h3": list(z.h3),
-                    },
-                }
-            )
-        return {"type": "FeatureCollection", "features": feats}
+            props = {
+                "zone": int(z.number),
+                "n_cells": len(z),
+                "area_km2": float(z.area_km2),
+                "diameter_m": float(z.diameter_m),
+                "risk": float(z.risk),
+                "share": float(z.share),
+                "best_same_area_share": float(z.best_same_area_share),
+                "gap_share": float(z.gap_share),
+                "h3": list(z.h3),
+            }
+            clash = sorted(set(props) & set(metadata))
+            if clash:
+                raise ValueError(f"metadata may not override the zone properties {clash}")
+            props.update(metadata)
+            feats.append({"type": "Feature", "geometry": geom, "properties": props})
+        out = {"type": "FeatureCollection", "features": feats}
+        if metadata:
+            out["riskgrid"] = metadata
+        return out
+
+
+def _zone_centre(z: Zone) -> tuple[float, float]:
+    ll = np.array([h3.cell_to_latlng(c) for c in z.h3], dtype=float).reshape(-1, 2)
+    if ll.shape[0] == 0:
+        return float("nan"), float("nan")
+    return float(ll[:, 0].mean()), float(ll[:, 1].mean())
 
 
 def _normalise_geometry(geo: dict) -> dict:
@@ -169,52 +302,116 @@ def _disk_indices(grid: HexGrid, cells: np.ndarray, k: int) -> np.ndarray:
     return pos[pos >= 0]
 
 
-def select_zones(risk, grid: HexGrid, n_zones: int = 4, max_cells: int = 7, min_gap_rings: int = 1) -> ZoneSet:
-    """Greedy patrol zones: up to ``n_zones`` connected, separated groups of cells.
+def default_max_diameter_m(grid: HexGrid) -> float:
+    """Default ``max_diameter_m``: 2.1 x the median distance between neighbouring cell centroids.
+
+    A cell and its ring of six neighbours (centroid diameter 2 spacings) fits;
+    a straight line of four cells (3 spacings) does not. At H3 resolution 9
+    this is about 630 m between centroids (about 1 km of ground across the
+    zone). A grid with no two neighbouring cells gets 2.1 x the average
+    centroid spacing of its resolution.
+    """
+    indptr, indices, _ = grid.neighbours(1)
+    lat, lon = grid.centroids_latlon
+    src = np.repeat(np.arange(len(grid)), np.diff(indptr))
+    keep = indices != src
+    if keep.any():
+        d = haversine_m(lat[src[keep]], lon[src[keep]], lat[indices[keep]], lon[indices[keep]])
+        spacing = float(np.median(d))
+    else:
+        spacing = math.sqrt(3.0) * grid.edge_length_m
+    return 2.1 * spacing
+
+
+def _check_int(name, v, lo):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+
+def select_zones(risk, grid: HexGrid, n_zones: int = 4, max_cells: int = 7, min_gap_rings: int = 1, *,
+                 mode: str = "compact", max_diameter_m: float | None = None, max_nodes: int = 2_000_000) -> ZoneSet:
+    """Patrol zones: up to ``n_zones`` connected, separated groups of cells capturing the most risk.
 
     Parameters
     ----------
     risk : xarray.DataArray or ndarray
         Forecast per grid cell (expected events in the window); a
-        ``category`` dimension / 2-D array is summed over categories.
+        ``category`` dimension / 2-D array is summed over categories. Zones
+        are chosen on this (the target risk when one is defined).
     grid : HexGrid
         The grid the risk is defined on.
     n_zones : int
-        Maximum number of zones.
+        Maximum number of zones (default 4).
     max_cells : int
         Maximum cells per zone (7 = a cell and its ring at most).
     min_gap_rings : int
         Cells of different zones are more than ``min_gap_rings`` H3 grid
         steps apart (at least ``min_gap_rings`` cells between zones).
+    mode : {"compact", "greedy"}
+        ``"compact"`` (default): each zone is the best connected set within
+        ``max_diameter_m``; ``"greedy"``: the older hotspot-growing rule
+        (see the module docstring).
+    max_diameter_m : float, optional
+        Compact mode: largest great-circle distance between two cell
+        **centroids** of a zone, metres (the ground extent is about one
+        hexagon width more). Default :func:`default_max_diameter_m` (about
+        630 m at resolution 9). Ignored in greedy mode.
+    max_nodes : int
+        Compact mode: search budget per zone (sets examined); when it runs
+        out the best set found is used and the zone has ``exact=False``.
 
     Returns
     -------
     ZoneSet
-        Zones (cell indices, H3 ids, risk), captured share, best
-        unconstrained share for the same number of cells, ``to_geojson()``.
+        Zones numbered 1..n (cells, H3 ids, expected events, area, diameter,
+        share, gap to the unconstrained best), captured share, best
+        unconstrained share for the same number of cells, ``to_geojson()``,
+        ``to_frame()``.
 
     Notes
     -----
-    Greedy growth (see the module docstring); deterministic: ties go to the
-    lowest cell index. Zones stop growing when only zero-risk neighbours are
-    left, and no zone is seeded on a zero-risk cell.
+    Deterministic (ties: fewer cells, then lowest cell indices; greedy mode:
+    lowest cell index), no zone is made of zero risk only, and zones stop
+    when no cell with positive risk is left.
 
     Examples
     --------
     >>> zs = select_zones(risk, grid, n_zones=4, max_cells=7, min_gap_rings=1)  # doctest: +SKIP
-    >>> zs.captured_share, zs.best_unconstrained_share                             # doctest: +SKIP
+    >>> zs.to_frame()[["zone", "area_km2", "diameter_m", "expected_events", "gap_share"]]  # doctest: +SKIP
     """
-    for name, v, lo in (("n_zones", n_zones, 0), ("max_cells", max_cells, 1), ("min_gap_rings", min_gap_rings, 0)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    _check_int("n_zones", n_zones, 0)
+    _check_int("max_cells", max_cells, 1)
+    _check_int("min_gap_rings", min_gap_rings, 0)
+    _check_int("max_nodes", max_nodes, 1)
+    if mode not in ZONE_MODES:
+        raise ValueError(f"mode must be one of {ZONE_MODES}, got {mode!r}")
     r = risk_values(risk, len(grid))
+    if mode == "compact" and (r < 0).any():
+        bad = np.flatnonzero(r < 0)
+        raise ValueError(f"risk must be >= 0 (expected events); {bad.size} negative value(s), at cells {bad[:5].tolist()}")
+    params = {"mode": mode, "n_zones": int(n_zones), "max_cells": int(max_cells), "min_gap_rings": int(min_gap_rings)}
+    order = rank_cells(r)
+    if mode == "greedy":
+        groups = _greedy_groups(r, grid, order, n_zones, max_cells, min_gap_rings)
+        exact = [False] * len(groups)
+    else:
+        if max_diameter_m is None:
+            max_diameter_m = default_max_diameter_m(grid)
+        if isinstance(max_diameter_m, bool) or not isinstance(max_diameter_m, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(max_diameter_m) or max_diameter_m < 0:
+            raise ValueError(f"max_diameter_m must be a finite number of metres >= 0, got {max_diameter_m!r}")
+        params["max_diameter_m"] = float(max_diameter_m)
+        groups, exact = _compact_groups(r, grid, order, n_zones, max_cells, min_gap_rings, float(max_diameter_m),
+                                        int(max_nodes))
+    return _zone_set(r, grid, order, groups, exact, params)
+
+
+def _greedy_groups(r, grid, order, n_zones, max_cells, min_gap_rings) -> list:
     n = len(grid)
     available = np.ones(n, dtype=bool)
-    # cells sorted by decreasing risk, ties by index: seeds are taken in this order
-    order = rank_cells(r)
     ptr = 0
-    zones: list[Zone] = []
-    while len(zones) < n_zones:
+    groups = []
+    while len(groups) < n_zones:
         while ptr < n and not available[order[ptr]]:
             ptr += 1
         if ptr >= n or r[order[ptr]] <= 0:
@@ -238,20 +435,65 @@ def select_zones(risk, grid: HexGrid, n_zones: int = 4, max_cells: int = 7, min_
         cells = np.asarray(members, dtype=np.int64)
         available[_disk_indices(grid, cells, int(min_gap_rings))] = False
         available[cells] = False
-        zones.append(Zone(cells=cells, h3=tuple(h3.int_to_str(int(grid.cells[i])) for i in cells), risk=float(r[cells].sum())))
+        groups.append(cells)
+    return groups
 
+
+def _compact_groups(r, grid, order, n_zones, max_cells, min_gap_rings, max_diameter_m, max_nodes):
+    n = len(grid)
+    available = np.ones(n, dtype=bool)
+    indptr, indices, _ = grid.neighbours(1)
+    lat, lon = grid.centroids_latlon
+    lat_rad, lon_rad = np.radians(lat), np.radians(lon)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    groups, exact = [], []
+    while len(groups) < n_zones:
+        cells, best, _, complete = best_compact_set(
+            r, lat_rad, lon_rad, np.ascontiguousarray(indptr), np.ascontiguousarray(indices), order, available,
+            int(max_cells), float(max_diameter_m), EARTH_RADIUS_M, int(max_nodes))
+        if cells.size == 0 or not best > 0:
+            break
+        cells = cells[np.argsort(rank[cells])]  # rank order: highest risk first
+        available[_disk_indices(grid, cells, int(min_gap_rings))] = False
+        available[cells] = False
+        groups.append(cells.astype(np.int64))
+        exact.append(bool(complete))
+    return groups, exact
+
+
+def _diameter_m(lat, lon, cells) -> float:
+    if cells.size < 2:
+        return 0.0
+    la, lo = lat[cells], lon[cells]
+    d = haversine_m(la[:, None], lo[:, None], la[None, :], lo[None, :])
+    return float(d.max())
+
+
+def _zone_set(r, grid, order, groups, exact, params) -> ZoneSet:
     total = float(r.sum())
+    lat, lon = grid.centroids_latlon
+    area = grid.area_m2
+    top_cum = np.concatenate([[0.0], np.cumsum(r[order])])
+    zones = []
+    for k, (cells, ex) in enumerate(zip(groups, exact)):
+        risk_k = float(r[cells].sum())
+        zones.append(Zone(
+            cells=cells, h3=tuple(h3.int_to_str(int(grid.cells[i])) for i in cells), risk=risk_k, number=k + 1,
+            area_km2=float(area[cells].sum() / 1e6), diameter_m=_diameter_m(lat, lon, cells),
+            share=risk_k / total if total > 0 else 0.0,
+            best_same_area_share=float(top_cum[cells.size] / total) if total > 0 else 0.0, exact=ex))
     captured = float(sum(z.risk for z in zones))
     n_cells = int(sum(len(z) for z in zones))
-    best = float(r[order[:n_cells]].sum())
+    best = float(top_cum[n_cells])
     return ZoneSet(
         zones=zones,
         total_risk=total,
         captured_risk=captured,
         captured_share=captured / total if total > 0 else 0.0,
         best_unconstrained_share=best / total if total > 0 else 0.0,
-        params={"n_zones": int(n_zones), "max_cells": int(max_cells), "min_gap_rings": int(min_gap_rings)},
-        n_grid_cells=n,
+        params=params,
+        n_grid_cells=len(grid),
     )
 
 
@@ -266,7 +508,8 @@ def zones_metric(risk_values, observed_counts, grid: HexGrid, **zone_params) -> 
         Events per cell observed in the forecast window (same grid order).
     grid : HexGrid
     **zone_params
-        ``n_zones``, ``max_cells``, ``min_gap_rings`` for :func:`select_zones`.
+        ``n_zones``, ``max_cells``, ``min_gap_rings``, ``mode``,
+        ``max_diameter_m`` for :func:`select_zones`.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Patrol zones: greedy selection against a brute-force reference, and the zone constraints."""
+"""Patrol zones: compact and greedy selection against brute-force references, and the zone constraints."""
 
 from collections import deque
 
@@ -8,7 +8,8 @@ import pytest
 from h3.api import numpy_int as h3i
 
 import riskgrid as rg
-from naive_zones import grid_distance_matrix, naive_select_zones
+from riskgrid.geo import haversine_m
+from naive_zones import grid_distance_matrix, naive_select_compact, naive_select_zones
 from riskgrid.models import CountHotspot
 
 
@@ -36,14 +37,21 @@ def _bfs_connected(zone_cells, grid):
     return seen == members
 
 
-def _check_constraints(zs, grid, n_zones, max_cells, gap):
+def _check_constraints(zs, grid, n_zones, max_cells, gap, max_diameter_m=None):
     assert len(zs.zones) <= n_zones
+    assert [z.number for z in zs.zones] == list(range(1, len(zs) + 1))
+    lat, lon = grid.centroids_latlon
     all_cells = np.concatenate([z.cells for z in zs.zones]) if zs.zones else np.zeros(0, int)
     assert np.unique(all_cells).size == all_cells.size  # no overlap
     for z in zs.zones:
         assert 1 <= len(z) <= max_cells
         assert _bfs_connected(z.cells, grid)
         assert list(z.h3) == [h3.int_to_str(int(grid.cells[i])) for i in z.cells]
+        d = max((haversine_m(lat[i], lon[i], lat[j], lon[j]) for i in z.cells for j in z.cells), default=0.0)
+        assert z.diameter_m == pytest.approx(d, abs=1e-6)
+        if max_diameter_m is not None:
+            assert z.diameter_m <= max_diameter_m
+        assert z.area_km2 == pytest.approx(grid.area_m2[z.cells].sum() / 1e6)
     for a in range(len(zs.zones)):
         for b in range(a + 1, len(zs.zones)):
             for i in zs.zones[a].cells:
@@ -53,13 +61,13 @@ def _check_constraints(zs, grid, n_zones, max_cells, gap):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_matches_bruteforce_reference(seed):
+def test_greedy_matches_bruteforce_reference(seed):
     rng = np.random.default_rng(seed)
     grid = _disk_grid(radius=5, drop=0.25 if seed % 2 else 0.0, seed=seed)
     # integer-valued risk gives many ties; a share of zeros tests the stopping rules
     risk = rng.integers(0, 6, len(grid)).astype(float) * (rng.random(len(grid)) < 0.7)
     for n_zones, max_cells, gap in [(4, 7, 1), (3, 3, 0), (5, 5, 2), (2, 1, 1), (6, 12, 1)]:
-        zs = rg.select_zones(risk, grid, n_zones=n_zones, max_cells=max_cells, min_gap_rings=gap)
+        zs = rg.select_zones(risk, grid, n_zones=n_zones, max_cells=max_cells, min_gap_rings=gap, mode="greedy")
         ref = naive_select_zones(risk, grid.cells, n_zones, max_cells, gap)
         assert [z.cells.tolist() for z in zs.zones] == ref
         _check_constraints(zs, grid, n_zones, max_cells, gap)
@@ -68,23 +76,34 @@ def test_matches_bruteforce_reference(seed):
 
 @pytest.mark.parametrize("params", [dict(n_zones=4, max_cells=7, min_gap_rings=1), dict(n_zones=8, max_cells=4, min_gap_rings=3),
                                     dict(n_zones=6, max_cells=10, min_gap_rings=0)])
-def test_constraints_on_simulated_forecast(sim_city, params):
+@pytest.mark.parametrize("mode", ["compact", "greedy"])
+def test_constraints_on_simulated_forecast(sim_city, params, mode):
     _, events, grid = sim_city
     risk = CountHotspot(window_days=60).fit(events, grid).predict(horizon_days=1)
-    zs = rg.select_zones(risk, grid, **params)
-    assert len(zs) == params["n_zones"]
-    _check_constraints(zs, grid, params["n_zones"], params["max_cells"], params["min_gap_rings"])
+    zs = rg.select_zones(risk, grid, mode=mode, **params)
+    assert len(zs) == params["n_zones"] and zs.params["mode"] == mode
+    diam = zs.params.get("max_diameter_m")
+    assert (diam is None) == (mode == "greedy")
+    _check_constraints(zs, grid, params["n_zones"], params["max_cells"], params["min_gap_rings"], diam)
     r = risk.values
     assert zs.total_risk == pytest.approx(r.sum())
     top = np.sort(r)[::-1][: zs.n_cells].sum() / r.sum()
     assert zs.best_unconstrained_share == pytest.approx(top)
     assert 0 < zs.captured_share <= zs.best_unconstrained_share + 1e-12
-    # the first zone is seeded at the highest cell
-    assert r[zs.zones[0].cells[0]] == r.max()
+    if mode == "greedy":  # the first zone is seeded at the highest cell
+        assert r[zs.zones[0].cells[0]] == r.max()
+    else:  # the best compact set holds at least as much as the best single cell, and zones come best first
+        assert zs.zones[0].risk >= r.max()
+        assert all(a.risk >= b.risk - 1e-12 for a, b in zip(zs.zones, zs.zones[1:]))
     cz = zs.cell_zone
-    assert (cz >= 0).sum() == zs.n_cells and set(np.unique(cz[cz >= 0])) == set(range(len(zs)))
+    assert (cz > 0).sum() == zs.n_cells and set(np.unique(cz[cz > 0])) == set(range(1, len(zs) + 1))
     d = zs.to_dict()
-    assert d["n_cells"] == zs.n_cells and len(d["zones"]) == len(zs)
+    assert d["n_cells"] == zs.n_cells and [z["zone"] for z in d["zones"]] == list(range(1, len(zs) + 1))
+    for z in zs.zones:
+        assert z.share == pytest.approx(r[z.cells].sum() / r.sum())
+        assert z.best_same_area_share == pytest.approx(np.sort(r)[::-1][: len(z)].sum() / r.sum())
+        assert z.gap_share >= -1e-12 and (mode == "greedy" or z.exact)
+    assert zs.gap_share == pytest.approx(zs.best_unconstrained_share - zs.captured_share)
 
 
 def _point_in_ring(x, y, ring):
@@ -104,7 +123,10 @@ def test_zone_geojson_is_rfc7946_and_covers_its_cells(sim_city):
     _, events, grid = sim_city
     risk = CountHotspot(window_days=60).fit(events, grid).predict(horizon_days=1)
     zs = rg.select_zones(risk, grid, n_zones=4, max_cells=7, min_gap_rings=1)
-    fc = zs.to_geojson()
+    meta = {"window_start": "2024-07-01T00:00:00", "horizon_days": 1.0, "units": "expected events in the window",
+            "model": "CountHotspot"}
+    fc = zs.to_geojson(metadata=meta)
+    assert fc["riskgrid"] == meta
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == len(zs)
     lat, lon = grid.centroids_latlon
     indptr, indices, _ = grid.neighbours(1)
@@ -126,7 +148,8 @@ def test_zone_geojson_is_rfc7946_and_covers_its_cells(sim_city):
             for j in indices[indptr[i]:indptr[i + 1]]:
                 if j not in z.cells and len(polys) == 1:
                     assert not _point_in_ring(lon[j], lat[j], ext)
-        assert feat["properties"]["zone"] == k and feat["properties"]["n_cells"] == len(z)
+        assert feat["properties"]["zone"] == k + 1 == z.number and feat["properties"]["n_cells"] == len(z)
+        assert all(feat["properties"][key] == v for key, v in meta.items())
         assert feat["properties"]["risk"] == pytest.approx(risk.values[z.cells].sum())
 
 
@@ -142,8 +165,10 @@ def test_edge_cases_and_validation():
     zs = rg.select_zones(one, grid, n_zones=3, max_cells=7)
     assert len(zs) == 1 and zs.zones[0].cells.tolist() == [3] and zs.captured_share == 1.0
     # everything fits in one zone when max_cells is the grid size and risk is positive
-    zs = rg.select_zones(np.ones(n), grid, n_zones=2, max_cells=n, min_gap_rings=1)
-    assert len(zs.zones[0]) == n and len(zs) == 1 and zs.captured_share == pytest.approx(1.0)
+    for mode in ("greedy", "compact"):
+        zs = rg.select_zones(np.ones(n), grid, n_zones=2, max_cells=n, min_gap_rings=1, mode=mode, max_diameter_m=1e5)
+        assert len(zs.zones[0]) == n and len(zs) == 1 and zs.captured_share == pytest.approx(1.0)
+        assert zs.zones[0].exact == (mode == "compact")
     with pytest.raises(ValueError, match="one value per grid cell"):
         rg.select_zones(np.ones(n + 1), grid)
     with pytest.raises(ValueError, match="max_cells"):
@@ -152,6 +177,19 @@ def test_edge_cases_and_validation():
         rg.select_zones(np.ones(n), grid, min_gap_rings=-1)
     with pytest.raises(ValueError, match="non-finite"):
         rg.select_zones(np.full(n, np.nan), grid)
+    with pytest.raises(ValueError, match="mode"):
+        rg.select_zones(np.ones(n), grid, mode="round")
+    with pytest.raises(ValueError, match="max_diameter_m"):
+        rg.select_zones(np.ones(n), grid, max_diameter_m=-5.0)
+    with pytest.raises(ValueError, match="max_diameter_m"):
+        rg.select_zones(np.ones(n), grid, max_diameter_m=float("nan"))
+    with pytest.raises(ValueError, match=">= 0"):
+        rg.select_zones(-np.ones(n), grid)
+    # a diameter below the cell spacing leaves single cells: the top cells, spaced
+    r = np.arange(n, dtype=float)
+    zs = rg.select_zones(r, grid, n_zones=3, max_cells=7, min_gap_rings=0, max_diameter_m=10.0)
+    assert [z.cells.tolist() for z in zs.zones] == [[n - 1], [n - 2], [n - 3]]
+    assert all(z.diameter_m == 0 for z in zs.zones)
     # a (category, cell) array is summed over categories
     two = np.vstack([one, one])
     assert rg.select_zones(two, grid).zones[0].cells.tolist() == [3]
@@ -183,3 +221,76 @@ def test_distance_matrix_reference_sanity():
     for i in range(len(grid)):
         for j, r in zip(indices[indptr[i]:indptr[i + 1]], ring[indptr[i]:indptr[i + 1]]):
             assert d[i, j] == r
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_compact_matches_bruteforce_reference(seed):
+    """Each compact zone is the exhaustively enumerated best connected set under the size and diameter limits."""
+    rng = np.random.default_rng(100 + seed)
+    grid = _disk_grid(radius=3, drop=0.2 if seed % 2 else 0.0, seed=seed)
+    lat, lon = grid.centroids_latlon
+    spacing = rg.zones.default_max_diameter_m(grid) / 2.1
+    if seed < 4:  # integer risks: ties and zeros exercise the tie rule (fewer cells, then smallest indices)
+        risk = rng.integers(0, 6, len(grid)).astype(float) * (rng.random(len(grid)) < 0.7)
+    else:  # continuous, skewed risks
+        risk = rng.gamma(0.5, 1.0, len(grid))
+    for n_zones, max_cells, gap, diam in [(3, 5, 1, 2.1), (2, 6, 0, 2.7), (4, 4, 1, 1.2), (3, 3, 2, 30.0), (5, 2, 0, 1.5)]:
+        d_m = diam * spacing
+        zs = rg.select_zones(risk, grid, n_zones=n_zones, max_cells=max_cells, min_gap_rings=gap, max_diameter_m=d_m)
+        ref = naive_select_compact(risk, grid.cells, lat, lon, n_zones, max_cells, gap, d_m)
+        assert [sorted(z.cells.tolist()) for z in zs.zones] == ref, (n_zones, max_cells, gap, diam)
+        _check_constraints(zs, grid, n_zones, max_cells, gap, d_m)
+        for z, rz in zip(zs.zones, ref):
+            assert z.exact and z.risk == pytest.approx(risk[rz].sum(), rel=1e-12)
+            assert np.all(np.diff(risk[z.cells]) <= 0)  # cells listed highest risk first
+
+
+def test_compact_beats_greedy_strings_under_the_same_diameter():
+    """Greedy growth ignores the diameter; compact zones stay inside it and lose nothing on a risk ridge."""
+    grid = _disk_grid(radius=4)
+    x, y = grid.centroids_xy
+    risk = np.exp(-0.5 * (y / 150.0) ** 2) + 1e-3 * np.exp(-0.5 * (x**2 + y**2) / 400.0**2)  # an east-west street
+    greedy = rg.select_zones(risk, grid, n_zones=1, max_cells=7, mode="greedy")
+    comp = rg.select_zones(risk, grid, n_zones=1, max_cells=7)
+    d_m = comp.params["max_diameter_m"]
+    assert greedy.zones[0].diameter_m > 2 * d_m  # a string along the street
+    assert comp.zones[0].diameter_m <= d_m and len(comp.zones[0]) == 7
+    # the exhaustive best under the same limits
+    lat, lon = grid.centroids_latlon
+    ref = naive_select_compact(risk, grid.cells, lat, lon, 1, 7, 1, d_m)
+    assert sorted(comp.zones[0].cells.tolist()) == ref[0]
+
+
+def test_compact_search_budget_gives_valid_but_inexact_zones():
+    rng = np.random.default_rng(5)
+    grid = _disk_grid(radius=4)
+    risk = rng.random(len(grid))
+    full = rg.select_zones(risk, grid, n_zones=2, max_cells=7)
+    cut = rg.select_zones(risk, grid, n_zones=2, max_cells=7, max_nodes=3)
+    assert all(z.exact for z in full.zones) and not any(z.exact for z in cut.zones)
+    _check_constraints(cut, grid, 2, 7, 1, full.params["max_diameter_m"])
+    assert cut.zones[0].risk <= full.zones[0].risk
+    with pytest.raises(ValueError, match="max_nodes"):
+        rg.select_zones(risk, grid, max_nodes=0)
+
+
+def test_frames_number_zones_from_one():
+    rng = np.random.default_rng(9)
+    grid = _disk_grid(radius=5)
+    risk = rng.gamma(0.5, 1.0, len(grid))
+    zs = rg.select_zones(risk, grid, n_zones=3)
+    f = zs.to_frame()
+    assert f["zone"].tolist() == [1, 2, 3]
+    assert f["n_cells"].tolist() == [len(z) for z in zs.zones]
+    np.testing.assert_allclose(f["expected_events"], [risk[z.cells].sum() for z in zs.zones])
+    np.testing.assert_allclose(f["gap_share"], f["best_same_area_share"] - f["share"])
+    assert f["h3"].tolist() == [" ".join(z.h3) for z in zs.zones]
+    c = zs.cells_frame(risk)
+    assert sorted(c["zone"].unique().tolist()) == [1, 2, 3] and len(c) == zs.n_cells
+    rank = np.empty(len(grid), dtype=int)
+    rank[np.argsort(-risk, kind="stable")] = np.arange(1, len(grid) + 1)
+    assert (c["rank"].to_numpy() == rank[c["cell"].to_numpy()]).all()
+    np.testing.assert_array_equal(c["risk"].to_numpy(), risk[c["cell"].to_numpy()])
+    assert (zs.cell_zone[c["cell"].to_numpy()] == c["zone"].to_numpy()).all()
+    with pytest.raises(ValueError, match="override"):
+        zs.to_geojson(metadata={"zone": 5})
