@@ -14,6 +14,7 @@ from h3.api import numpy_int as h3i
 
 import riskgrid as rg
 import riskgrid.io as rio
+import riskgrid.products.raster as rraster
 from naive_zones import naive_select_zones
 from riskgrid.models import available_models
 
@@ -80,12 +81,12 @@ def big_forecast():
 def test_bench_rasterize(benchmark, big_forecast, method, pixel_m):
     ds, grid = big_forecast
     benchmark.group = f"rasterize, res 9, {pixel_m:g} m pixels"
-    x0, y0, dx, dy, w, h = rio._raster_frame(grid, pixel_m, "EPSG:3857")
+    x0, y0, dx, dy, w, h = rraster._raster_frame(grid, pixel_m, "EPSG:3857")
     lon, lat = rio.pixel_centres_lonlat(x0, y0, dx, dy, w, h, "EPSG:3857")
     edge_px = grid.edge_length_m / pixel_m if not method.startswith("per-pixel") else 1.0  # 1.0 -> every pixel
     polygons = "polygons" in method
-    rio._rasterize_ids(lat[:50], lon[:50], grid.resolution, 6.0, polygons)  # compile
-    ids = benchmark.pedantic(rio._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, polygons),
+    rraster._rasterize_ids(lat[:50], lon[:50], grid.resolution, 6.0, polygons)  # compile
+    ids = benchmark.pedantic(rraster._rasterize_ids, args=(lat, lon, grid.resolution, edge_px, polygons),
                              rounds=1 if method.startswith("per-pixel") else 3, iterations=1)
     benchmark.extra_info["n_events"] = 0
     benchmark.extra_info["pixels"] = f"{w} x {h}"

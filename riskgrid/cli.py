@@ -1,4 +1,10 @@
-"""The ``riskgrid`` command line (click)."""
+"""The ``riskgrid`` command line (click): argument parsing and printing only.
+
+Start-up is kept short (``riskgrid --help`` and a bad configuration answer in
+well under half a second): this module and ``riskgrid/commands/*`` import
+only click at the top; numpy, pandas, numba, xarray, dask and matplotlib are
+imported inside the commands that use them.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +36,10 @@ def demo(out_dir, quiet):
     Same code path, products and atomic writes as `riskgrid forecast`; the
     city is described by riskgrid/demo_config.toml.
     """
-    from .commands.forecast import run_and_report
-    from .config import load_config
-
     import pandas as pd
+
+    from .commands.forecast import run_and_report
+    from .pipeline.config import load_config
 
     cfg = load_config(DEMO_CONFIG)
     sim = cfg["events"]["simulate"]  # the forecast starts the day after the simulated history

@@ -13,6 +13,9 @@ __all__ = [
     "ConfigError",
     "LeakageError",
     "NotFittedError",
+    "NoEventsError",
+    "EventFileNotFoundError",
+    "BatchError",
     "ConvergenceWarning",
 ]
 
@@ -45,6 +48,18 @@ class LeakageError(RiskGridError, ValueError):
 
 class NotFittedError(RiskGridError, AttributeError):
     """A model method needing a fitted model was called before ``fit``."""
+
+
+class EventFileNotFoundError(RiskGridError, FileNotFoundError):
+    """An event file or dataset path does not exist (also a ``FileNotFoundError``)."""
+
+
+class NoEventsError(RiskGridError, ValueError):
+    """No event in the training window of a forecast (or none of them inside the grid)."""
+
+
+class BatchError(RiskGridError):
+    """One or more jobs of a batch failed (raised by ``BatchResult.raise_if_failed``)."""
 
 
 class ConvergenceWarning(UserWarning):

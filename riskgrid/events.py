@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import EventDataError
+from .errors import EventDataError, EventFileNotFoundError
 from .geo import LocalProjection
 
 __all__ = ["EventSet", "read_events", "EPOCH", "REASONS"]
@@ -484,18 +484,67 @@ def to_days(when, tz=None) -> float:
     raise TypeError(f"cannot interpret {when!r} ({type(when).__name__}) as a time")
 
 
-def read_events(path: str | os.PathLike, **kwargs) -> EventSet:
-    """Read a Parquet or CSV file of events and validate it.
+def read_events(path: str | os.PathLike, *, city: str | None = None, prune_columns: bool = False, **kwargs) -> EventSet:
+    """Read a Parquet or CSV file of events and validate it (the one event loader of riskgrid).
 
     Keyword arguments are those of :meth:`EventSet.from_frame`
     (``time``, ``lat``, ``lon``, ``category``, ``weight``, ``on_invalid``).
     Parquet is recognised by the ``.parquet``/``.pq`` suffix or a directory
     (a partitioned dataset); everything else is read as CSV.
+
+    Parameters
+    ----------
+    city : str, optional
+        Keep only the rows whose ``city`` column (or Hive partition) equals
+        this value; a Parquet dataset is filtered by pyarrow, so the other
+        cities' files are never read.
+    prune_columns : bool
+        Parquet: read only the columns named by ``time``, ``lat``, ``lon``,
+        ``category`` and ``weight`` (what a Dask worker needs), after checking
+        that they exist.
+
+    Raises
+    ------
+    EventFileNotFoundError
+        The path does not exist.
+    EventDataError
+        Unreadable file, missing columns, no rows for ``city``, invalid rows.
     """
     path = os.fspath(path)
-    es = EventSet.from_frame(read_table(path), **kwargs)
+    if prune_columns and is_parquet(path):
+        roles = {"time": "timestamp", "lat": "lat", "lon": "lon", "category": None, "weight": None}
+        roles.update({k: v for k, v in kwargs.items() if k in roles})
+        want = [c for c in roles.values() if c is not None]
+        names = parquet_columns(path)
+        missing = [f"{r}={c!r}" for r, c in roles.items() if c is not None and c not in names]
+        if city is not None and "city" not in names:
+            missing.append("city (needed by the city filter)")
+        if missing:
+            raise EventDataError(f"column(s) not found in {path}: {', '.join(missing)}; the table has columns {names}")
+        df = read_table(path, columns=want, filters=[("city", "=", city)] if city is not None else None)
+    else:
+        df = read_table(path, filters=[("city", "=", city)] if city is not None and is_parquet(path) else None)
+        if city is not None and not is_parquet(path):
+            if "city" not in df.columns:
+                raise EventDataError(f"no 'city' column in {path} (needed by the city filter)")
+            df = df.loc[df["city"].astype(str) == str(city)]
+    if city is not None and len(df) == 0:
+        raise EventDataError(f"no event for city={city!r} in {path}")
+    es = EventSet.from_frame(df, **kwargs)
     es.source = path
     return es
+
+
+def parquet_columns(path: str) -> list[str]:
+    """Column names of a Parquet file or Hive-partitioned dataset (partition keys included)."""
+    import pyarrow.dataset as pads
+
+    if "://" not in path and not os.path.exists(path):
+        raise EventFileNotFoundError(f"event file not found: {path}")
+    try:
+        return list(pads.dataset(path, format="parquet", partitioning="hive").schema.names)
+    except Exception as exc:  # corrupt footers and the like
+        raise EventDataError(f"cannot read event file {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def is_parquet(path: str) -> bool:
@@ -507,12 +556,12 @@ def read_table(path: str, columns=None, filters=None, what: str = "event file") 
     """The raw table of an event source: Parquet (see :func:`is_parquet`, Hive partitions read as
     columns, optional pyarrow ``columns``/``filters``) or CSV (``.tsv``: tab-separated).
 
-    Raises ``FileNotFoundError`` for a missing local path and :class:`EventDataError`
+    Raises :class:`EventFileNotFoundError` (a ``FileNotFoundError``) for a missing local path and :class:`EventDataError`
     (naming ``what`` and the path) for an unreadable, corrupt or truncated file.
     """
     path = os.fspath(path)
     if "://" not in path and not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise EventFileNotFoundError(f"{what} not found: {path}")
     try:
         if is_parquet(path):
             return pd.read_parquet(path, columns=columns, filters=filters)

@@ -3,7 +3,7 @@
 The cluster is started once for the module. Every result is compared with
 the serial path (``client="serial"``: the same tasks in this process) and
 with the plain single-machine API (read_events → HexGrid → make_model →
-fit → predict; riskgrid.backtest.backtest).
+fit → predict; riskgrid.backtest).
 """
 
 import os
@@ -19,7 +19,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import riskgrid as rg
-from riskgrid.backtest import backtest
+from riskgrid.evaluation import backtest
 from riskgrid.cli import main as cli_main
 from riskgrid.distributed import (
     BacktestJob,
@@ -74,11 +74,11 @@ def cities(tmp_path_factory):
 
 
 def _direct_forecast(path, model, params, date, horizon, train_days=None, categories=None):
-    """The single-machine path written out by hand."""
+    """The single-machine path written out by hand (the study area: the events before the forecast date)."""
     ev = rg.read_events(path, category="category")
     if categories:
         ev = ev.select(categories)
-    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    grid = rg.HexGrid.from_events(ev.between(None, date), resolution=9, buffer_rings=1)
     t = ev.to_days(date)
     train = ev if train_days is None else ev.between(t - train_days, None)
     risk = make_model(model, **params).fit(train, grid, end=date).predict(date, horizon)
@@ -136,7 +136,7 @@ def test_backtest_origins_spread_and_equal_to_plain_backtest(client, cities):
     res = run_backtests([job, job2], client, progress=False)
     assert res.ok, res.errors
     ev = rg.read_events(cities["paths"]["city0"], category="category")
-    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    grid = rg.HexGrid.from_events(ev.between(None, "2024-03-01"), resolution=9, buffer_rings=1)  # events before start
     ref = backtest({k: v.build() for k, v in models.items()}, ev, grid, "2024-03-01", "2024-05-01", step_days=7,
                    horizon_days=7, train_days=60, coverage=(0.02, 0.1), progress=False)
     got = res.results["city0-bt"]
@@ -149,7 +149,7 @@ def test_backtest_origins_spread_and_equal_to_plain_backtest(client, cities):
     assert per_origin["worker"].nunique() == 2  # origins of one city spread over the workers
     # the Hive dataset job equals the plain backtest on that city's own file
     ev2 = rg.read_events(cities["paths"]["city2"], category="category")
-    ref2 = backtest({"count": make_model("CountHotspot")}, ev2, rg.HexGrid.from_events(ev2, 9, 1), 19800.0, 19830.0,
+    ref2 = backtest({"count": make_model("CountHotspot")}, ev2, rg.HexGrid.from_events(ev2.between(None, 19800.0), 9, 1), 19800.0, 19830.0,
                     step_days=10, horizon_days=5, progress=False)
     pd.testing.assert_frame_equal(res.results["city2-bt"].drop(columns=TIMING), ref2.drop(columns=TIMING))
     serial = run_backtests([job, job2], "serial", progress=False)
@@ -182,12 +182,12 @@ def test_failing_jobs_are_reported_while_the_others_finish(client, cities):
                                 "bt-missing", "bt-model-error"]
     assert set(res.results) | set(res.errors) == set(res.names)
     e = res.errors
-    assert e["missing-file"].startswith("FileNotFoundError") and "nope.parquet" in e["missing-file"]
+    assert e["missing-file"].startswith("EventFileNotFoundError") and "nope.parquet" in e["missing-file"]
     assert e["no-lat-column"].startswith("EventDataError") and "lat='lat'" in e["no-lat-column"]
-    assert e["junk-file"].startswith("EventDataError: cannot read event source")
+    assert e["junk-file"].startswith("EventDataError: cannot read event file")
     assert e["model-error"].startswith("ValueError") and "window_days" in e["model-error"]
     assert e["unknown-city"].startswith("EventDataError") and "atlantis" in e["unknown-city"]
-    assert e["bt-missing"].startswith("FileNotFoundError")
+    assert e["bt-missing"].startswith("EventFileNotFoundError")
     assert "variant 'bad'" in e["bt-model-error"] and "3 of 6 tasks failed" in e["bt-model-error"]
     serial = run_jobs(jobs, "serial", progress=False)
     assert serial.errors == res.errors
@@ -270,7 +270,7 @@ def test_lost_results_are_reported_never_missing(client, cities):
 
 # --------------------------------------------------------------------------- clusters, CLI, specs
 def test_local_cluster_sizing_and_numba_threads(cities, monkeypatch):
-    monkeypatch.setattr("riskgrid.distributed._cores", lambda: 8)
+    monkeypatch.setattr("riskgrid.distributed.cluster._cores", lambda: 8)
     assert local_cluster_size() == (8, 1, 1)
     assert local_cluster_size(n_workers=2) == (2, 1, 4)
     assert local_cluster_size(n_workers=2, threads_per_worker=2) == (2, 2, 2)
@@ -316,7 +316,7 @@ def test_cli_batch_on_a_scheduler_address(client, cities, tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(cli_main, ["batch", str(jobs), "--scheduler", client.scheduler.address, "--out", str(out), "-q"])
     assert r.exit_code == 1, r.output
-    assert "FAILED broken: FileNotFoundError" in r.output
+    assert "FAILED broken: EventFileNotFoundError" in r.output
     assert "2 of 3 job(s) succeeded" in r.output
     risk = xr.open_dataarray(out / "city0.nc")
     ref = _direct_forecast(p["city0"], "CountHotspot", {"window_days": 60}, "2024-05-01", 7)

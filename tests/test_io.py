@@ -13,6 +13,7 @@ import xarray as xr
 
 import riskgrid as rg
 import riskgrid.io as rio
+import riskgrid.products.raster as rraster
 from naive_raster import naive_fill, naive_raster_ids
 from riskgrid.kernels.raster import fill_uniform_blocks
 from riskgrid.models import CountHotspot
@@ -165,10 +166,10 @@ def test_geotiff_read_back(forecast, tmp_path, crs):
 def test_rasterize_exact_against_per_pixel_h3(forecast):
     _, grid, _, ds = forecast
     for pixel_m in (60.0, 20.0):  # stride 1 (direct) and stride 4 (block filling)
-        x0, y0, dx, dy, w, h = rio._raster_frame(grid, pixel_m, "EPSG:3857")
+        x0, y0, dx, dy, w, h = rraster._raster_frame(grid, pixel_m, "EPSG:3857")
         lon, lat = rio.pixel_centres_lonlat(x0, y0, dx, dy, w, h, "EPSG:3857")
         sl = (slice(0, min(h, 120)), slice(0, min(w, 160)))
-        fast = rio._rasterize_ids(lat[sl[0]], lon[sl[1]], grid.resolution, grid.edge_length_m / pixel_m)
+        fast = rraster._rasterize_ids(lat[sl[0]], lon[sl[1]], grid.resolution, grid.edge_length_m / pixel_m)
         np.testing.assert_array_equal(fast, naive_raster_ids(lat[sl[0]], lon[sl[1]], grid.resolution))
 
 
@@ -200,7 +201,7 @@ def test_polygon_stage_matches_per_pixel_h3(lat, lon, res, pixel_m):
     ref = naive_raster_ids(lat_rows, lon_cols, res)
     # the whole rasteriser is exact
     edge_px = h3i.average_hexagon_edge_length(res, unit="m") / pixel_m
-    np.testing.assert_array_equal(rio._rasterize_ids(lat_rows, lon_cols, res, edge_px), ref)
+    np.testing.assert_array_equal(rraster._rasterize_ids(lat_rows, lon_cols, res, edge_px), ref)
     # and the polygon stage does the bulk of the work, never wrongly
     stride = int(round(edge_px))
     rows = np.unique(np.append(np.arange(0, h, stride), h - 1)).astype(np.int64)
@@ -211,9 +212,9 @@ def test_polygon_stage_matches_per_pixel_h3(lat, lon, res, pixel_m):
     fill_uniform_blocks(lattice, rows, cols, out, known)
     before = known.sum()
     poly_ids = np.unique(lattice)
-    planes = rio._cell_planes(*rio._cell_boundaries(poly_ids))
+    planes = rraster._cell_planes(*rraster._cell_boundaries(poly_ids))
     assign_by_polygons(lattice, rows, cols, lat_rows, lon_cols, poly_ids, *planes,
-                       rio._M_PER_DEG, rio._polygon_margin_m(res, abs(lat)), out, known)
+                       rraster._M_PER_DEG, rraster._polygon_margin_m(res, abs(lat)), out, known)
     np.testing.assert_array_equal(out[known], ref[known])
     assert known.sum() > before and (~known).mean() < 0.02
 
@@ -222,13 +223,13 @@ def test_rasterize_across_the_antimeridian_falls_back_to_h3():
     lat_rows = np.linspace(-16.70, -16.80, 40)  # Fiji
     lon_cols = np.concatenate([np.linspace(179.95, 179.999, 25), np.linspace(-179.999, -179.95, 25)])
     ref = naive_raster_ids(lat_rows, lon_cols, 8)
-    np.testing.assert_array_equal(rio._rasterize_ids(lat_rows, lon_cols, 8, 8.0), ref)
+    np.testing.assert_array_equal(rraster._rasterize_ids(lat_rows, lon_cols, 8, 8.0), ref)
 
 
 def test_cell_planes_give_signed_distances():
     # a cell's own centre is inside every edge by about the inradius (sqrt(3)/2 of the edge)
     c = h3i.latlng_to_cell(41.85, -87.65, 9)
-    lat0, lon0, cos0, eptr, nx, ny, off = rio._cell_planes(*rio._cell_boundaries(np.array([c], dtype=np.uint64)))
+    lat0, lon0, cos0, eptr, nx, ny, off = rraster._cell_planes(*rraster._cell_boundaries(np.array([c], dtype=np.uint64)))
     clat, clon = h3i.cell_to_latlng(c)
     x = (clon - lon0[0]) * cos0[0] * 111_195.08
     y = (clat - lat0[0]) * 111_195.08

@@ -1,4 +1,14 @@
-"""``riskgrid batch JOBS.toml``: many forecasts and backtests on a Dask cluster."""
+"""``riskgrid batch JOBS.toml``: many forecasts and backtests on a Dask cluster.
+
+Outputs per job: ``<job>.nc`` (the forecast's ``risk`` DataArray, attributes
+made NetCDF-safe) and, with ``--formats``, the other products of
+:mod:`riskgrid.products` (``<job>.zarr``, ``<job>.geojson``,
+``<job>_hexagons.parquet``, ``<job>_hexagons.csv``, ``<job>.tif``,
+``<job>.png``, ``<job>_zones.geojson``); ``<job>.csv``/``<job>.parquet`` for
+backtests. Every file is written atomically: a failed write leaves no partial
+file, is reported as that job's failure, and the other jobs are written and
+reported all the same (one ``FAILED`` line per failed job).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +26,56 @@ def _file_stem(name: str) -> str:
 
 _RESERVED_STEMS = {"batch_tasks", "batch_status"}
 
+#: forecast product -> file name suffix after the job's stem
+FORECAST_FILES = {
+    "netcdf": ".nc",
+    "zarr": ".zarr",
+    "geojson": ".geojson",
+    "parquet": "_hexagons.parquet",
+    "csv": "_hexagons.csv",
+    "geotiff": ".tif",
+    "png": ".png",
+    "zones": "_zones.geojson",
+}
+
+
+def _parse_formats(text: str) -> list[str]:
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if names == ["all"]:
+        return list(FORECAST_FILES)
+    bad = [f for f in names if f not in FORECAST_FILES]
+    if bad or not names:
+        raise click.BadParameter(f"unknown format(s) {bad}; allowed: {list(FORECAST_FILES)} or 'all'",
+                                 param_hint="--formats")
+    return list(dict.fromkeys(names))
+
+
+def write_forecast(risk, stem_path: str, formats) -> list[str]:
+    """Write the products of one forecast (each atomically); the paths written."""
+    from ..pipeline.publish import atomic_file
+    from ..products import clean_attrs, grid_of, risk_dataset, write_product
+
+    written = []
+    ds = risk_dataset(risk)
+    grid = zones = None
+    if any(f in formats for f in ("geojson", "parquet", "geotiff", "png", "zones")):
+        grid = grid_of(ds)
+    if "zones" in formats or "png" in formats:
+        from ..zones import select_zones
+
+        zones = select_zones(ds["risk"].values, grid)
+    for fmt in formats:
+        path = stem_path + FORECAST_FILES[fmt]
+        with atomic_file(path) as tmp:
+            if fmt == "netcdf":  # the model's DataArray itself, attributes made NetCDF-safe
+                plain = risk.copy()
+                plain.attrs = clean_attrs(risk.attrs)
+                plain.to_netcdf(tmp)
+            else:
+                write_product(fmt, ds, tmp, grid=grid, zones=zones)
+        written.append(path)
+    return written
+
 
 @click.command()
 @click.argument("jobs_file", type=click.Path(dir_okay=False))
@@ -30,8 +90,11 @@ _RESERVED_STEMS = {"batch_tasks", "batch_status"}
 @click.option("--serial", is_flag=True, help="Run the same tasks one after the other in this process (no Dask).")
 @click.option("--out", "out_dir", default="out/batch", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the results: <job>.nc (forecasts), <job>.csv/.parquet (backtests), batch_tasks.csv.")
+@click.option("--formats", "formats", default="netcdf", show_default=True,
+              help="Forecast products, comma-separated (netcdf, zarr, geojson, parquet, csv, geotiff, png, zones) or 'all'.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, numba_threads, retries, serial, out_dir, quiet):
+def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, numba_threads, retries, serial, out_dir,
+            formats, quiet):
     """Run every [[forecast]] and [[backtest]] job of JOBS_FILE on Dask.
 
     Jobs run in parallel (a backtest as one task per variant and origin);
@@ -43,6 +106,7 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
     from ..distributed import dashboard_address, load_jobs, local_client, run_jobs
     from ..errors import ConfigError
 
+    formats = _parse_formats(formats)
     try:
         jobs, cluster = load_jobs(jobs_file)
         stems = [_file_stem(j.name) for j in jobs]
@@ -88,27 +152,35 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
                        numba_threads=sizing["numba_threads"] if scheduler or serial else None)
 
     os.makedirs(out_dir, exist_ok=True)
+    from ..pipeline.publish import atomic_file
+
     written = []
+    failures = dict(res.errors)  # job -> message, run errors first, then write errors
     for name, value in res.results.items():
-        safe = _file_stem(name)
-        if hasattr(value, "to_netcdf"):
-            path = os.path.join(out_dir, f"{safe}.nc")
-            value.to_netcdf(path)
-            written.append(path)
-        else:
-            frame = value.copy()
-            frame.attrs = {}  # Parquet would store the attrs as JSON metadata
-            for ext in ("csv", "parquet"):
-                path = os.path.join(out_dir, f"{safe}.{ext}")
-                frame.to_csv(path, index=False) if ext == "csv" else frame.to_parquet(path, index=False)
-                written.append(path)
+        stem = os.path.join(out_dir, _file_stem(name))
+        try:
+            if hasattr(value, "to_netcdf"):
+                written += write_forecast(value, stem, formats)
+            else:
+                frame = value.copy()
+                frame.attrs = {}  # Parquet would store the attrs as JSON metadata
+                for ext in ("csv", "parquet"):
+                    with atomic_file(f"{stem}.{ext}") as tmp:
+                        frame.to_csv(tmp, index=False) if ext == "csv" else frame.to_parquet(tmp, index=False)
+                    written.append(f"{stem}.{ext}")
+        except Exception as exc:  # one job's products failing must not hide the others
+            failures[name] = f"writing its products failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
     res.tasks.to_csv(os.path.join(out_dir, "batch_tasks.csv"), index=False)
     with open(os.path.join(out_dir, "batch_status.json"), "w") as fh:
-        json.dump({"ok": sorted(res.results), "errors": res.errors, "wall_seconds": res.wall_seconds}, fh, indent=2)
+        json.dump({"ok": sorted(set(res.results) - set(failures)), "errors": failures,
+                   "wall_seconds": res.wall_seconds}, fh, indent=2)
 
-    click.echo(f"  {len(res.results)} of {len(res.names)} job(s) succeeded in {res.wall_seconds:.1f} s; "
+    n_ok = len(res.names) - len(failures)
+    click.echo(f"  {n_ok} of {len(res.names)} job(s) succeeded in {res.wall_seconds:.1f} s; "
                f"{len(written)} file(s) in {out_dir}")
-    if not res.ok:
-        for line in res.failure_lines():
-            click.echo(f"FAILED {line}", err=True)
+    if failures:
+        for name in res.names:
+            if name in failures:
+                msg = str(failures[name]).strip()
+                click.echo(f"FAILED {name}: {msg.splitlines()[0] if msg else msg}", err=True)
         sys.exit(1)

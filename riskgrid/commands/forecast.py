@@ -1,4 +1,4 @@
-"""``riskgrid forecast CONFIG.toml --date YYYY-MM-DD``: the nightly job (see :mod:`riskgrid.job`)."""
+"""``riskgrid forecast CONFIG.toml --date YYYY-MM-DD``: the nightly job (see :mod:`riskgrid.pipeline.job`)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run_and_report(config, date, out_dir, skip_existing=False, quiet=False) -> dict:
-    """Run :func:`riskgrid.job.run_forecast` and print what it wrote; one-line error and exit 1 on failure."""
+    """Run :func:`riskgrid.pipeline.job.run_forecast` and print what it wrote; one-line error and exit 1 on failure."""
     import logging
     import warnings
 
     from ..errors import RiskGridError
-    from ..job import run_forecast
+    from ..pipeline.job import run_forecast
 
     logging.getLogger("riskgrid").setLevel(logging.WARNING)
     try:
@@ -77,7 +77,7 @@ def command(config, date, out_dir, skip_existing, quiet):
     PNG map and the zones GeoJSON into OUT/<city>/<date>/ with a manifest.json,
     atomically (the folder appears only when complete).
     """
-    from ..config import load_config
+    from ..pipeline.config import load_config
     from ..errors import RiskGridError
 
     try:

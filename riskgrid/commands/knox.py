@@ -13,7 +13,6 @@ import os
 import time
 
 import click
-import numpy as np
 
 __all__ = ["command", "parse_edges", "plot_knox"]
 
@@ -30,6 +29,7 @@ def parse_edges(text: str, name: str) -> list[float]:
 def plot_knox(result, path: str, title: str | None = None) -> None:
     """Heat map of the Knox ratios with significance marks, written to ``path`` (PNG, Agg backend)."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt

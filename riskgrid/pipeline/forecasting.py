@@ -1,0 +1,124 @@
+"""The one forecast: events → study area → fit on the training window → predict the horizon.
+
+:func:`fit_forecast` is the only place riskgrid turns a job into a forecast.
+``riskgrid forecast``, ``riskgrid demo``, :func:`riskgrid.run_forecast`,
+:func:`riskgrid.distributed.run_jobs` (serial or on any Dask cluster) and
+``riskgrid batch`` all call it, so for one job and date they give the same
+grid and bit-for-bit the same risk. A backtest origin runs the same steps
+through :func:`riskgrid.evaluation.walk_forward.backtest` on the same window
+(checked by tests/pipeline/test_equivalence.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import NoEventsError
+
+__all__ = ["Forecast", "fit_forecast", "forecast", "forecast_day"]
+
+
+@dataclass
+class Forecast:
+    """A fitted forecast and what it was made from.
+
+    Attributes
+    ----------
+    risk : xarray.DataArray
+        Expected events per cell in ``[date, date + horizon_days)``.
+    model : RiskModel
+        The fitted model.
+    grid : HexGrid
+        The study area (see :func:`riskgrid.pipeline.source.study_area`).
+    events : EventSet
+        Every event the job read (after its filters).
+    train : EventSet
+        The events of the training window ``[date - train_days, date)``.
+    date_days : float
+        Forecast start, days since 1970-01-01 in the data's clock.
+    """
+
+    risk: Any
+    model: Any
+    grid: Any
+    events: Any
+    train: Any
+    date_days: float
+
+
+def forecast_day(job, events) -> float:
+    """Start of the job's forecast (days): ``job.date``, or midnight after the last event."""
+    if job.date is None:
+        return float(math.floor(events.t[-1]) + 1.0)
+    return float(events.to_days(job.date))
+
+
+def _no_step(name):
+    return contextlib.nullcontext()
+
+
+def fit_forecast(job, events=None, grid=None, step=_no_step) -> Forecast:
+    """Run one :class:`~riskgrid.pipeline.specs.ForecastJob` here.
+
+    Parameters
+    ----------
+    job : ForecastJob
+        What to forecast.
+    events : EventSet, optional
+        The job's events (default: :func:`riskgrid.pipeline.source.load_job_events`).
+    grid : HexGrid, optional
+        The job's study area when already built by the same rule (the Dask
+        workers' cache); default :func:`riskgrid.pipeline.source.study_area`.
+    step : callable, optional
+        ``step(name)`` returns a context manager around each step (the
+        nightly job times them with it).
+
+    Raises
+    ------
+    NoEventsError
+        No event in the training window, or none of them inside the grid.
+    """
+    from .source import load_job_events, study_area
+
+    if events is None:
+        with step("read events"):
+            events = load_job_events(job)
+    date = forecast_day(job, events)
+    with step("select window"):
+        history = events.between(None, date)
+        train = history if job.train_days is None else history.between(date - float(job.train_days), date)
+        if len(train) == 0:
+            start = "the start of the data" if job.train_days is None else events.to_timestamp(date - float(job.train_days))
+            raise NoEventsError(
+                f"no events in the training window {_fmt(start)} → {_fmt(events.to_timestamp(date))} "
+                f"(the input covers {events.start} → {events.end})"
+            )
+    if grid is None:
+        with step("build grid"):
+            grid = study_area(job.grid, events, date)
+    with step("fit"):
+        model = job.model.build()
+        model.fit(train, grid, end=date)
+    if model.n_events_ == 0:
+        raise NoEventsError(f"none of the {len(train)} events of the training window falls inside the grid")
+    with step("predict"):
+        risk = model.predict(date, job.horizon_days)
+    risk.attrs["job"] = job.name
+    if job.city is not None:
+        risk.attrs["city"] = job.city
+    return Forecast(risk=risk, model=model, grid=grid, events=events, train=train, date_days=date)
+
+
+def _fmt(ts) -> str:
+    return f"{ts:%Y-%m-%d %H:%M}" if hasattr(ts, "strftime") else str(ts)
+
+
+def forecast(job, events=None, grid=None):
+    """The ``risk`` DataArray of :func:`fit_forecast` (with ``job`` and ``city`` attributes).
+
+    The function every forecast task of :func:`riskgrid.distributed.run_jobs` calls.
+    """
+    return fit_forecast(job, events, grid).risk

@@ -1,0 +1,225 @@
+"""The nightly forecast job: the one forecast, patrol zones, every product, published atomically.
+
+:func:`run_forecast` is what ``riskgrid forecast CONFIG.toml --date D`` and
+``riskgrid demo`` run:
+
+1. build the job of the configuration (:meth:`ForecastJob.from_config`),
+   read its events with the one event source and hash the input file(s);
+2. :func:`riskgrid.pipeline.forecasting.fit_forecast`: the study area (the
+   polygon, or the events before ``D``), fit on ``[D - train_days, D)``,
+   predict ``[D, D + horizon_days)``;
+3. choose the patrol zones (``[zones]``);
+4. write every product of ``[outputs] formats``
+   (:func:`riskgrid.products.write_product`) into a temporary folder, then
+   ``manifest.json``, then publish the folder as ``OUT/<city>/<D>/``
+   (:mod:`riskgrid.pipeline.publish`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import time
+
+from .._version import __version__
+from ..errors import ConfigError, NoEventsError
+from .config import load_config, validate_config
+from .publish import (
+    MANIFEST,
+    config_sha256,
+    fit_summary,
+    fsync_tree,
+    input_hashes,
+    jsonable,
+    manifest_ok,
+    output_folder,
+    parse_date,
+    publish,
+    recover,
+    sha256_file,
+    temporary_folder,
+    tree_files,
+)
+
+__all__ = ["run_forecast", "output_folder", "PRODUCTS", "NoEventsError", "sha256_file", "config_sha256"]
+
+#: format -> file name inside the output folder (the names live in riskgrid.products.PRODUCT_FILES)
+PRODUCTS = {
+    "netcdf": "risk.nc",
+    "zarr": "risk.zarr",
+    "geojson": "risk_hexagons.geojson",
+    "parquet": "risk_hexagons.parquet",
+    "csv": "risk_hexagons.csv",
+    "geotiff": "risk.tif",
+    "png": "risk_map.png",
+    "zones": "zones.geojson",
+}
+
+
+def run_forecast(config, date, out_dir, skip_existing: bool = False, progress: bool = False) -> dict:
+    """Run the nightly forecast for one date and publish its products atomically.
+
+    Parameters
+    ----------
+    config : str, path or dict
+        A TOML file (see :mod:`riskgrid.pipeline.config`) or an already loaded /
+        validated configuration mapping.
+    date : str, date or Timestamp
+        First day of the forecast, ``YYYY-MM-DD`` (the model sees only events
+        before its midnight, in the data's own clock).
+    out_dir : str or path
+        Root output folder; products go to ``out_dir/<city>/<date>/``.
+    skip_existing : bool
+        Return the existing manifest at once when that folder is complete.
+    progress : bool
+        Show a tqdm progress bar over the steps (stderr). Off by default.
+
+    Returns
+    -------
+    dict
+        The manifest (also written as ``manifest.json``), with ``"folder"``
+        (absolute path of the output) and ``"skipped"`` added.
+
+    Raises
+    ------
+    ConfigError
+        Bad configuration or date.
+    EventFileNotFoundError
+        Missing input file.
+    EventDataError
+        Corrupt/unreadable input, invalid rows with ``on_invalid="raise"``.
+    NoEventsError
+        No event in the training window.
+    """
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    bar = None
+
+    @contextlib.contextmanager
+    def step(name):
+        t0 = time.perf_counter()
+        if bar is not None:
+            bar.set_description(name)
+        yield
+        timings[name] = round(time.perf_counter() - t0, 4)
+        if bar is not None:
+            bar.update(1)
+
+    cfg = validate_config(config) if isinstance(config, dict) else load_config(config)
+    if "model" not in cfg:
+        raise ConfigError("the configuration has no [model] section (e.g. name = \"GridHawkes\")")
+    day = parse_date(date)
+    day_s = f"{day:%Y-%m-%d}"
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent = os.path.join(out_dir, cfg["city"])
+    target = os.path.join(parent, day_s)
+
+    recover(parent, day_s, target)
+    if skip_existing and os.path.isdir(target) and manifest_ok(target):
+        with open(os.path.join(target, MANIFEST), encoding="utf-8") as fh:
+            man = json.load(fh)
+        man["folder"] = target
+        man["skipped"] = True
+        return man
+
+    formats = list(dict.fromkeys(cfg["outputs"]["formats"]))
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=6 + len(formats), unit="step", leave=False, disable=None)  # off when not a TTY
+    try:
+        return _run(cfg, day, day_s, parent, target, formats, step, timings, t_all)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict:
+    import pandas as pd
+
+    from .. import products
+    from ..zones import select_zones
+    from .forecasting import fit_forecast
+    from .source import load_job_events
+    from .specs import ForecastJob
+
+    job = ForecastJob.from_config(cfg, date=day)
+    train_days = float(cfg["forecast"]["train_days"])
+    horizon = float(cfg["forecast"]["horizon_days"])
+    with step("read events"):
+        events = load_job_events(job)
+        hashes = input_hashes(cfg)
+    fc = fit_forecast(job, events, step=step)
+    model, grid, risk = fc.model, fc.grid, fc.risk
+    with step("zones"):
+        zones = select_zones(risk, grid, **cfg["zones"])
+
+    provenance = {
+        "city": cfg["city"],
+        "riskgrid_version": __version__,
+        "forecast_date": day_s,
+        "forecast_end": str((day + pd.Timedelta(days=horizon)).round("s")),
+        "train_days": train_days,
+        "n_events_used": int(model.n_events_),
+        "input_sha256": ";".join(f"{os.path.basename(k)}={v}" for k, v in sorted(hashes.items())),
+    }
+    ds = products.risk_dataset(risk, zones=zones, extra_attrs=provenance)
+    title = (products.default_title(ds) + f"\n{model.n_events_:,} events in {train_days:g} training days; "
+             f"{len(zones)} zones hold {zones.captured_share:.1%} of the risk")
+    options = dict(grid=grid, zones=zones, pixel_m=float(cfg["outputs"]["raster_pixel_m"]),
+                   crs=cfg["outputs"]["raster_crs"], title=title)
+
+    created = [d for d in (os.path.dirname(parent), parent) if not os.path.isdir(d)]
+    os.makedirs(parent, exist_ok=True)
+    tmp = temporary_folder(parent, day_s)
+    try:
+        for fmt in formats:
+            with step(f"write {fmt}"):
+                products.write_product(fmt, ds, os.path.join(tmp, PRODUCTS[fmt]), **options)
+        with step("hash outputs"):
+            files = [
+                {"path": rel, "bytes": os.path.getsize(os.path.join(tmp, rel)), "sha256": sha256_file(os.path.join(tmp, rel))}
+                for rel in tree_files(tmp)
+            ]
+        fit = fit_summary(model)
+        fit["n_outside_grid"] = int(model.n_outside_)
+        manifest = {
+            "riskgrid_version": __version__,
+            "city": cfg["city"],
+            "forecast_date": day_s,
+            "forecast_window": [str(day), str(day + pd.Timedelta(days=horizon))],
+            "training_window": [str(day - pd.Timedelta(days=train_days)), str(day)],
+            "config": jsonable({k: v for k, v in cfg.items() if not k.startswith("_")}),
+            "config_path": cfg.get("_path"),
+            "config_sha256": config_sha256(cfg),
+            "inputs": [{"path": k, "sha256": v} for k, v in sorted(hashes.items())],
+            "n_events_input": int(len(events)),
+            "n_events_rejected": int(len(events.rejected)),
+            "n_events_train": int(len(fc.train)),
+            "n_events_used": int(model.n_events_),
+            "grid": {"n_cells": len(grid), "resolution": grid.resolution, "area_km2": float(grid.area_m2.sum() / 1e6)},
+            "fit": fit,
+            "zones": zones.to_dict(),
+            "risk_total": float(ds["risk"].sum()),
+            "products": {fmt: PRODUCTS[fmt] for fmt in formats},
+            "files": files,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_times_s": dict(timings, total=round(time.perf_counter() - t_all, 4)),
+        }
+        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        fsync_tree(tmp)
+        publish(tmp, target, parent, day_s)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in reversed(created):  # leave no empty folders behind on failure
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
+    manifest["folder"] = target
+    manifest["skipped"] = False
+    return manifest

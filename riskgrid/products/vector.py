@@ -1,0 +1,93 @@
+"""Vector products: GeoJSON hexagons (RFC 7946), GeoParquet, CSV and the patrol-zones GeoJSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import numpy as np
+
+from ..grid import HexGrid
+from .dataset import as_dataset, check_grid, risk_table
+
+__all__ = ["hexagon_geojson", "write_geojson", "write_parquet", "write_csv", "write_zones_geojson"]
+
+
+def _json_dump(obj, path):
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
+        fh.write("\n")
+
+
+def hexagon_geojson(obj, grid: HexGrid | None = None) -> dict:
+    """FeatureCollection of the cells with ``h3, risk, rank, percentile`` (+ ``zone``)."""
+    ds = as_dataset(obj)
+    grid = check_grid(grid, ds)
+    props = {"risk": ds["risk"].values, "rank": ds["rank"].values, "percentile": ds["percentile"].values}
+    if "zone" in ds:
+        props["zone"] = ds["zone"].values
+    return grid.to_geojson(properties=props)
+
+
+def write_geojson(obj, path, grid: HexGrid | None = None) -> str:
+    """GeoJSON FeatureCollection of the hexagons (RFC 7946)."""
+    _json_dump(hexagon_geojson(obj, grid), os.fspath(path))
+    return os.fspath(path)
+
+
+def _wkb_polygon(ring) -> bytes:
+    """Little-endian WKB of a single-ring polygon."""
+    pts = np.asarray(ring, dtype="<f8")
+    return struct.pack("<BII I", 1, 3, 1, pts.shape[0]) + pts.tobytes()
+
+
+def write_parquet(obj, path, grid: HexGrid | None = None) -> str:
+    """Parquet table with an ``h3`` column and a GeoParquet 1.0 WKB ``geometry`` column.
+
+    Columns: ``h3`` (string, what deck.gl's ``H3HexagonLayer`` and kepler.gl
+    read), ``lat``, ``lon``, ``risk``, ``rank``, ``percentile`` (+ ``zone``)
+    and ``geometry`` (hexagon polygon, WKB, OGC:CRS84, counter-clockwise).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds = as_dataset(obj)
+    grid = check_grid(grid, ds)
+    df = risk_table(ds)
+    rings = grid.boundaries_lonlat()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.append_column("geometry", pa.array([_wkb_polygon(r) for r in rings], type=pa.binary()))
+    allpts = grid.vertices_lonlat
+    geo = {
+        "version": "1.0.0",
+        "primary_column": "geometry",
+        "columns": {
+            "geometry": {
+                "encoding": "WKB",
+                "geometry_types": ["Polygon"],
+                "orientation": "counterclockwise",
+                "bbox": [float(allpts[:, 0].min()), float(allpts[:, 1].min()),
+                         float(allpts[:, 0].max()), float(allpts[:, 1].max())],
+            }
+        },
+    }
+    meta = dict(table.schema.metadata or {})
+    meta[b"geo"] = json.dumps(geo).encode()
+    meta[b"riskgrid"] = json.dumps({k: v for k, v in ds.attrs.items()}, sort_keys=True).encode()
+    table = table.replace_schema_metadata(meta)
+    pq.write_table(table, os.fspath(path), compression="zstd")
+    return os.fspath(path)
+
+
+def write_csv(obj, path) -> str:
+    """CSV with ``h3, lat, lon, risk, rank, percentile`` (+ ``zone``); full float precision."""
+    risk_table(obj).to_csv(os.fspath(path), index=False, lineterminator="\n")
+    return os.fspath(path)
+
+
+def write_zones_geojson(zones, path) -> str:
+    """GeoJSON of the patrol zones (:meth:`ZoneSet.to_geojson`)."""
+    _json_dump(zones.to_geojson(), os.fspath(path))
+    return os.fspath(path)
+
