@@ -6,8 +6,6 @@ Cells are kept as sorted ``uint64`` H3 ids; strings appear only at the edges
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from functools import cached_property
 
@@ -16,9 +14,26 @@ import numpy as np
 from h3.api import numpy_int as h3i
 
 from .events import EventSet
-from .geo import LocalProjection, oriented_ring
+from .geo import EARTH_RADIUS_M, LocalProjection, load_geojson, load_polygons, oriented_ring, polygon_area_m2
 
-__all__ = ["HexGrid", "latlng_to_cells"]
+__all__ = [
+    "HexGrid",
+    "latlng_to_cells",
+    "estimate_cells_from_events",
+    "estimate_cells_in_polygons",
+    "DEFAULT_MAX_CELLS",
+    "DEFAULT_MAX_BUFFER_RINGS",
+]
+
+#: Largest grid built by default, cells. Measured (tracemalloc, 99,556 cells at
+#: resolution 10): a HexGrid with centroids, areas, outlines and 1-ring neighbours
+#: peaks at 1.6 kB per cell, 3.4 kB with the GeoJSON export, before any model
+#: array or raster; 1e6 cells thus take ~3.4 GB and leave room on a 24 GB machine
+#: for the fit (per-cell, per-category arrays) and the raster. Resolution 12 over
+#: Chicago's bounding box (~4.9 million cells) is refused; resolution 11 (~0.7 million) is not.
+DEFAULT_MAX_CELLS = 1_000_000
+#: Largest ``buffer_rings`` accepted by default (50 rings: ~17 km at resolution 9).
+DEFAULT_MAX_BUFFER_RINGS = 50
 
 
 def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarray:
@@ -41,6 +56,68 @@ def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.nda
         count=uniq.size,
     )
     return cells[inverse.ravel()]
+
+
+def _check_count(name: str, value, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _disk_size(k: int) -> int:
+    """Cells in an H3 disk of radius ``k`` (hexagons): 3k(k+1) + 1."""
+    return 3 * k * (k + 1) + 1
+
+
+def estimate_cells_from_events(lat, lon, resolution: int, buffer_rings: int, n_base: int | None = None) -> int:
+    """Upper estimate of the cells of ``HexGrid.from_events`` before building it.
+
+    The smaller of two bounds: every event cell's full disk
+    (``n_base × (3k(k+1) + 1)``, ``n_base`` the distinct event cells, counted
+    when not given) and the cells that fit in the events' bounding box widened
+    by ``k`` ring spacings (√3 × the average edge length) on every side, plus
+    one ring of slack, divided by the average cell area. Cheap: no cell is
+    enumerated.
+    """
+    resolution = _check_resolution(resolution)
+    k = _check_count("buffer_rings", buffer_rings)
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    if n_base is None:
+        n_base = int(np.unique(latlng_to_cells(lat, lon, resolution)).size)
+    by_disks = n_base * _disk_size(k)
+    spacing = np.sqrt(3.0) * float(h3.average_hexagon_edge_length(resolution, unit="m"))
+    pad = (k + 1) * spacing
+    lat0 = np.radians(np.clip(np.abs(lat).max(), 0.0, 89.0))
+    height = np.radians(lat.max() - lat.min()) * EARTH_RADIUS_M + 2 * pad
+    width = np.radians(lon.max() - lon.min()) * EARTH_RADIUS_M * np.cos(lat0 if lat.min() * lat.max() > 0 else 0.0)
+    width = width + 2 * pad
+    by_box = height * width / float(h3.average_hexagon_area(resolution, unit="m^2"))
+    return int(min(by_disks, np.ceil(by_box)))
+
+
+def estimate_cells_in_polygons(polygons, resolution: int) -> int:
+    """Estimate of the cells of ``HexGrid.from_geojson``: polygon area / average cell area at ``resolution``.
+
+    ``polygons`` as returned by :func:`riskgrid.geo.load_polygons`. Cheap: no cell is enumerated.
+    """
+    resolution = _check_resolution(resolution)
+    return int(np.ceil(polygon_area_m2(polygons) / float(h3.average_hexagon_area(resolution, unit="m^2"))))
+
+
+def _dilate(cells: np.ndarray, rings: int) -> np.ndarray:
+    """``cells`` plus every cell within ``rings`` grid steps: grown ring by ring from the frontier."""
+    seen = set(cells.tolist())
+    frontier = list(seen)
+    disk = h3i.grid_disk
+    for _ in range(rings):
+        new = set()
+        for c in frontier:
+            new.update(disk(c, 1).tolist())
+        new -= seen
+        seen |= new
+        frontier = list(new)
+    return np.unique(np.fromiter(seen, dtype=np.uint64, count=len(seen)))
 
 
 def _check_resolution(resolution) -> int:
@@ -95,56 +172,82 @@ class HexGrid:
         return cls(arr, _check_resolution(resolution))
 
     @classmethod
-    def from_events(cls, events: EventSet, resolution: int = 9, buffer_rings: int = 1) -> "HexGrid":
-        """Every cell holding an event, plus ``buffer_rings`` rings around them."""
+    def from_events(
+        cls,
+        events: EventSet,
+        resolution: int = 9,
+        buffer_rings: int = 1,
+        max_cells: int = DEFAULT_MAX_CELLS,
+        max_buffer_rings: int = DEFAULT_MAX_BUFFER_RINGS,
+    ) -> "HexGrid":
+        """Every cell holding an event, plus ``buffer_rings`` rings around them.
+
+        The size is checked before any cell is enumerated (see
+        :func:`estimate_cells_from_events`): more than ``max_buffer_rings``
+        rings, or an estimated grid above ``max_cells`` cells, raises a
+        ``ValueError`` naming the setting and the estimate. The rings are
+        grown one at a time from the frontier (the same cells as the union of
+        ``grid_disk(c, buffer_rings)`` over the event cells, at a cost that
+        follows the size of the result, not ``events × rings²``).
+
+        Parameters
+        ----------
+        events : EventSet
+            Accepted events only: the grid never extends to rejected rows.
+        resolution : int
+            H3 resolution, 0..15.
+        buffer_rings : int
+            Rings of cells added around the event cells, >= 0.
+        max_cells : int
+            Largest grid accepted, cells (default sized for a 24 GB machine,
+            see :data:`DEFAULT_MAX_CELLS`).
+        max_buffer_rings : int
+            Largest ``buffer_rings`` accepted.
+        """
         resolution = _check_resolution(resolution)
-        if buffer_rings < 0:
-            raise ValueError(f"buffer_rings must be >= 0, got {buffer_rings}")
+        buffer_rings = _check_count("buffer_rings", buffer_rings)
+        max_cells = _check_count("max_cells", max_cells, minimum=1)
+        max_buffer_rings = _check_count("max_buffer_rings", max_buffer_rings)
+        if buffer_rings > max_buffer_rings:
+            raise ValueError(
+                f"buffer_rings={buffer_rings} is above max_buffer_rings={max_buffer_rings} "
+                f"({buffer_rings} rings of {2 * float(h3.average_hexagon_edge_length(resolution, unit='km')) * 0.866:.3g} km "
+                f"at resolution {resolution}); lower buffer_rings, or raise max_buffer_rings if it is intended"
+            )
         if len(events) == 0:
             raise ValueError("cannot build a grid from an empty EventSet")
         base = np.unique(latlng_to_cells(events.lat, events.lon, resolution))
+        estimate = estimate_cells_from_events(events.lat, events.lon, resolution, buffer_rings, n_base=base.size)
+        if estimate > max_cells:
+            raise ValueError(
+                f"the grid would have about {estimate:,} cells ({base.size:,} event cells at resolution {resolution} "
+                f"with buffer_rings={buffer_rings}), above max_cells={max_cells:,}; use a coarser resolution, "
+                f"fewer buffer_rings, or raise max_cells"
+            )
         if buffer_rings:
-            parts = [h3i.grid_disk(int(c), buffer_rings) for c in base]
-            base = np.unique(np.concatenate(parts))
+            base = _dilate(base, buffer_rings)
         return cls(base, resolution)
 
     @classmethod
-    def from_geojson(cls, geojson, resolution: int = 9) -> "HexGrid":
+    def from_geojson(cls, geojson, resolution: int = 9, max_cells: int = DEFAULT_MAX_CELLS) -> "HexGrid":
         """Cells whose centres lie in a GeoJSON Polygon/MultiPolygon (holes respected).
 
         ``geojson`` is a dict (geometry, Feature or FeatureCollection), a JSON
-        string or a path. Coordinates are lon/lat (RFC 7946).
+        string or a path. Coordinates are lon/lat (RFC 7946). The number of
+        cells is estimated from the polygons' area on the sphere before any
+        cell is enumerated (see :func:`estimate_cells_in_polygons`); above
+        ``max_cells`` a ``ValueError`` names the setting and the estimate.
         """
         resolution = _check_resolution(resolution)
-        is_text = isinstance(geojson, str) and geojson.lstrip().startswith("{")
-        if isinstance(geojson, (str, os.PathLike)) and not is_text:
-            path = os.fspath(geojson)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"GeoJSON file not found: {path}")
-            try:
-                with open(path) as fh:
-                    geojson = json.load(fh)
-            except ValueError as exc:
-                raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-        elif is_text:
-            geojson = json.loads(geojson)
-        if not isinstance(geojson, dict):
-            raise TypeError(f"geojson must be a dict, a JSON string or a path, got {type(geojson).__name__}")
-        geoms = []
-        kind = geojson.get("type")
-        if kind == "FeatureCollection":
-            geoms = [f["geometry"] for f in geojson["features"]]
-        elif kind == "Feature":
-            geoms = [geojson["geometry"]]
-        elif kind in ("Polygon", "MultiPolygon"):
-            geoms = [geojson]
-        else:
-            raise ValueError(f"expected a GeoJSON Polygon, MultiPolygon, Feature or FeatureCollection, got type {kind!r}")
-        cells = []
-        for g in geoms:
-            if g.get("type") not in ("Polygon", "MultiPolygon"):
-                raise ValueError(f"unsupported geometry type {g.get('type')!r} (Polygon or MultiPolygon expected)")
-            cells.append(np.asarray(h3i.geo_to_cells(g, resolution), dtype=np.uint64))
+        max_cells = _check_count("max_cells", max_cells, minimum=1)
+        geoms = load_geojson(geojson)
+        estimate = estimate_cells_in_polygons(load_polygons(geoms), resolution)
+        if estimate > max_cells:
+            raise ValueError(
+                f"the polygon would hold about {estimate:,} cells at resolution {resolution}, above "
+                f"max_cells={max_cells:,}; use a coarser resolution, or raise max_cells"
+            )
+        cells = [np.asarray(h3i.geo_to_cells(g, resolution), dtype=np.uint64) for g in geoms]
         cells = np.unique(np.concatenate(cells)) if cells else np.zeros(0, np.uint64)
         if cells.size == 0:
             raise ValueError(f"the polygon contains no H3 cell centre at resolution {resolution}; use a finer resolution")

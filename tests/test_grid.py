@@ -27,7 +27,9 @@ def test_assign_agrees_with_h3_including_cell_edges(rng):
     expected = np.array([h3.str_to_int(h3.latlng_to_cell(a, b, 9)) for a, b in zip(lat, lon)], dtype=np.uint64)
     np.testing.assert_array_equal(rg.latlng_to_cells(lat, lon, 9), expected)
     df = pd.DataFrame({"timestamp": pd.Timestamp("2020-01-01"), "lat": lat, "lon": lon})
-    ev = rg.EventSet.from_frame(df)
+    # cell vertices are shared by neighbouring cells: the same point at the same time repeats on purpose
+    ev = rg.EventSet.from_frame(df, keep_duplicates=True)
+    assert len(ev) == len(df)
     grid = HexGrid.from_events(ev, resolution=9, buffer_rings=0)
     idx = grid.assign(ev)
     assert (idx >= 0).all()
@@ -131,3 +133,68 @@ def test_assign_memo_is_per_grid_and_travels_with_slices(sim_city):
     small = HexGrid.from_events(fresh, resolution=9, buffer_rings=0)
     np.testing.assert_array_equal(small.assign(fresh), small.index_of(rg.latlng_to_cells(fresh.lat, fresh.lon, 9)))
     assert not np.array_equal(small.assign(fresh), memo)
+
+
+# --------------------------------------------------------------------------- limits before work
+from h3.api import numpy_int as h3i  # noqa: E402
+
+from riskgrid.geo import load_polygons  # noqa: E402
+from riskgrid.grid import (  # noqa: E402
+    DEFAULT_MAX_CELLS,
+    _dilate,
+    estimate_cells_from_events,
+    estimate_cells_in_polygons,
+)
+
+CHICAGO_BOX = {
+    "type": "Polygon",
+    "coordinates": [[[-87.94, 41.64], [-87.52, 41.64], [-87.52, 42.03], [-87.94, 42.03], [-87.94, 41.64]]],
+}
+
+
+def test_buffer_rings_500_refused_before_any_cell_is_enumerated(sim_city):
+    _, events, _ = sim_city
+    with pytest.raises(ValueError, match=r"buffer_rings=500 is above max_buffer_rings=50"):
+        HexGrid.from_events(events, resolution=9, buffer_rings=500)
+    # raising the ring cap still meets the cell cap, with the estimate named
+    with pytest.raises(ValueError, match=r"about [\d,]+ cells .* above max_cells=1,000,000"):
+        HexGrid.from_events(events, resolution=9, buffer_rings=500, max_buffer_rings=1000)
+    with pytest.raises(ValueError, match="buffer_rings must be an integer >= 0"):
+        HexGrid.from_events(events, buffer_rings=-1)
+    with pytest.raises(ValueError, match="max_cells must be an integer >= 1"):
+        HexGrid.from_events(events, max_cells=0)
+
+
+def test_resolution_12_polygon_over_chicago_refused_with_the_estimate():
+    with pytest.raises(ValueError, match=r"about 4,9\d\d,\d{3} cells at resolution 12, above max_cells=1,000,000"):
+        HexGrid.from_geojson(CHICAGO_BOX, resolution=12)
+    assert estimate_cells_in_polygons(load_polygons(CHICAGO_BOX), 12) > DEFAULT_MAX_CELLS
+
+
+@pytest.mark.parametrize("res", [7, 8, 9])
+def test_polygon_estimate_is_close_to_the_fill(res):
+    est = estimate_cells_in_polygons(load_polygons(CHICAGO_BOX), res)
+    n = len(HexGrid.from_geojson(CHICAGO_BOX, resolution=res))
+    assert 0.85 * n <= est <= 1.15 * n
+    with pytest.raises(ValueError, match=f"max_cells={n // 2:,}"):
+        HexGrid.from_geojson(CHICAGO_BOX, resolution=res, max_cells=n // 2)
+
+
+@pytest.mark.parametrize("rings", [0, 1, 3, 8])
+def test_events_estimate_bounds_the_grid(sim_city, rings):
+    _, events, _ = sim_city
+    grid = HexGrid.from_events(events, resolution=9, buffer_rings=rings)
+    est = estimate_cells_from_events(events.lat, events.lon, 9, rings)
+    assert len(grid) <= est <= 3 * len(grid) + 100
+    with pytest.raises(ValueError, match="above max_cells"):
+        HexGrid.from_events(events, resolution=9, buffer_rings=rings, max_cells=est - 1)
+
+
+def test_dilation_equals_union_of_disks_including_pentagons(rng):
+    pent = [h3.str_to_int(c) for c in h3.get_pentagons(6)][:3]
+    base = np.unique(np.concatenate([h3i.grid_disk(p, 3)[:20] for p in pent]).astype(np.uint64))
+    city = np.unique(rg.latlng_to_cells(rng.uniform(41.8, 41.9, 200), rng.uniform(-87.7, -87.6, 200), 9))
+    for cells in (base, city):
+        for k in (1, 2, 4):
+            ref = np.unique(np.concatenate([h3i.grid_disk(int(c), k) for c in cells]).astype(np.uint64))
+            np.testing.assert_array_equal(_dilate(cells, k), ref)
