@@ -1,0 +1,381 @@
+"""The briefing: one self-contained HTML page per run that analysts bring to the meeting.
+
+:func:`render_briefing` fills the Jinja2 template ``templates/briefing.html.j2``
+(autoescaped) with the map (a PNG embedded as base64, so the file opens with
+no network), one table per patrol zone (where, how big, expected events and
+their interval, why the zone was chosen, the trend over the last runs), the
+model's recent backtest skill, data freshness, an optional audit section and
+plain-language caveats. :func:`write_briefing` writes it atomically.
+
+Everything except the zones is optional; what is not given is said to be
+missing rather than left out silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h3
+import numpy as np
+import pandas as pd
+
+__all__ = ["render_briefing", "write_briefing", "zone_flag_history", "CAVEATS"]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+#: the caveats every briefing carries (plain language; more can be added per run)
+CAVEATS = (
+    "The numbers are expected counts of recorded incidents: an average of what the records of past weeks make "
+    "likely in each area during the window, not a prediction that any particular incident will happen, nor that "
+    "it will not happen elsewhere.",
+    "They describe places and times, never people. Nothing in this briefing says that anyone living in, or passing "
+    "through, a zone is more likely to offend; it is no ground to stop, search or question anyone.",
+    "This is NOT a zero-tolerance initiative. Time in a zone is for being visible, solving problems with residents "
+    "and businesses and building relationships, not for raising stop, citation or arrest counts.",
+    "The forecast learns from police records. Where police patrol more, they record more (stops, narcotics "
+    "arrests), and those records raise the forecast there again: a feedback loop. Incidents that are rarely "
+    "reported do not show up at all. Read the audit section and the share of police-discovered records with that "
+    "in mind.",
+    "Zones are drawn to catch the most expected incidents within a compact area a patrol can cover; the hexagons "
+    "just outside a zone can be almost as high. The map shows the whole forecast.",
+    "Records can arrive late or be corrected: the forecast only knows the records up to the data date shown at the "
+    "top.",
+)
+
+
+def _fmt_events(v) -> str:
+    v = float(v)
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"
+
+
+def _pct(v) -> str:
+    v = float(v)
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{100 * v:.1f}%" if abs(v) < 0.1 else f"{100 * v:.0f}%"
+
+
+def _extent_m(h3_ids) -> float:
+    """Largest great-circle distance between two vertices of the zone's hexagons, metres."""
+    from ..geo import haversine_m
+
+    pts = np.array([p for c in h3_ids for p in h3.cell_to_boundary(c)], dtype=float)
+    if pts.shape[0] == 0:
+        return float("nan")
+    d = haversine_m(pts[:, None, 0], pts[:, None, 1], pts[None, :, 0], pts[None, :, 1])
+    return float(d.max())
+
+
+def _read_png(map_png) -> str | None:
+    if map_png is None:
+        return None
+    if isinstance(map_png, (bytes, bytearray, memoryview)):
+        data = bytes(map_png)
+    else:
+        data = Path(os.fspath(map_png)).read_bytes()
+    if not data.startswith(_PNG_MAGIC):
+        raise ValueError("map_png must be PNG bytes or the path of a PNG file (the data does not start with the PNG signature)")
+    return base64.b64encode(data).decode("ascii")
+
+
+def _per_zone(obj, name: str) -> dict:
+    """Mapping zone number -> value, from a Mapping or a DataFrame with a ``zone`` column."""
+    if obj is None:
+        return {}
+    if isinstance(obj, pd.DataFrame):
+        if "zone" not in obj.columns:
+            raise ValueError(f"{name} must have a 'zone' column (1-based zone numbers), got {list(obj.columns)}")
+        return {int(r["zone"]): r.drop(labels="zone").to_dict() for _, r in obj.iterrows()}
+    if isinstance(obj, Mapping):
+        return {int(k): v for k, v in obj.items()}
+    raise TypeError(f"{name} must be a mapping of zone number to values or a DataFrame with a 'zone' column")
+
+
+def _categories_text(cats) -> str:
+    if cats is None or (isinstance(cats, float) and math.isnan(cats)):
+        return ""
+    if isinstance(cats, str):
+        return cats
+    if isinstance(cats, Mapping):
+        cats = list(cats.items())
+    parts = []
+    for c in cats:
+        if isinstance(c, (tuple, list)) and len(c) == 2:
+            parts.append(f"{str(c[0]).lower()} ({_pct(c[1])})")
+        else:
+            parts.append(str(c).lower())
+    return ", ".join(parts)
+
+
+def _why_text(z, expl: Mapping | None, units_text: str) -> str:
+    where = "in the study area" if z.number == 1 else "left after the zones above"
+    base = (f"Of all compact areas {where}, this one holds the most expected {units_text} "
+            f"({_fmt_events(z.risk)}, {_pct(z.share)} of the whole area's forecast in {z.area_km2:.2f} km²).")
+    if not expl:
+        return base + " No breakdown into long-term background and recent incidents was supplied for this model."
+    parts = [base]
+    bg = expl.get("background_share")
+    if bg is not None and math.isfinite(float(bg)):
+        bg = float(bg)
+        parts.append(f"{_pct(bg)} of its expected count is long-term background (a place with incidents week after "
+                     f"week); {_pct(1 - bg)} comes from recent incidents nearby (short-term repeat and near-repeat risk).")
+    n = expl.get("n_events")
+    if n is not None and not (isinstance(n, float) and math.isnan(n)):
+        first, last = expl.get("first_event"), expl.get("last_event")
+        span = ""
+        if first is not None and last is not None and not pd.isna(first) and not pd.isna(last):
+            span = f" between {pd.Timestamp(first):%d %b %Y} and {pd.Timestamp(last):%d %b %Y}"
+        parts.append(f"{int(n)} recent incident{'s' if int(n) != 1 else ''}{span} drive the short-term part.")
+    cats = _categories_text(expl.get("top_categories"))
+    if cats:
+        parts.append(f"Main incident types: {cats}.")
+    disc = expl.get("discovered_share")
+    if disc is not None and math.isfinite(float(disc)):
+        parts.append(f"{_pct(float(disc))} of the records behind it were discovered by police (stops, arrests) rather "
+                     f"than reported by residents.")
+    return " ".join(parts)
+
+
+def _trend_text(hist) -> str:
+    if hist is None:
+        return ""
+    if isinstance(hist, str):
+        return hist
+    items = list(hist.items()) if isinstance(hist, Mapping) else list(hist)
+    if not items:
+        return ""
+    cells = []
+    vals = []
+    for it in items:
+        if isinstance(it, (tuple, list)) and len(it) == 2:
+            label, v = it
+        else:
+            label, v = None, it
+        v = float(v)
+        vals.append(v)
+        cells.append(f"{label}: {_fmt_events(v)}" if label is not None else _fmt_events(v))
+    direction = ""
+    if len(vals) >= 3:
+        t = np.arange(len(vals), dtype=float)
+        slope = float(np.polyfit(t, np.asarray(vals), 1)[0])
+        scale = max(abs(float(np.mean(vals))), 1e-12)
+        direction = " (rising)" if slope * (len(vals) - 1) > 0.1 * scale else (
+            " (falling)" if slope * (len(vals) - 1) < -0.1 * scale else " (steady)")
+    return " → ".join(cells) + direction
+
+
+def zone_flag_history(log: pd.DataFrame, zones, last_n: int = 7, before=None) -> dict:
+    """How much of each zone the last runs already flagged, from the exposure log.
+
+    Parameters
+    ----------
+    log : DataFrame
+        Exposure log (:func:`riskgrid.exposure.read_exposure`).
+    zones : ZoneSet
+        Today's zones.
+    last_n : int
+        Number of most recent runs to show.
+    before : date-like, optional
+        Only runs before this date (e.g. today's run date, so that a rerun
+        does not count itself).
+
+    Returns
+    -------
+    dict
+        Zone number -> list of ``(run_date, share of the zone's cells flagged
+        in that run)``, oldest first; ready for ``render_briefing(trends=...)``.
+    """
+    lg = log
+    if before is not None:
+        lg = lg[lg["run_date"].astype(str) < pd.Timestamp(before).strftime("%Y-%m-%d")]
+    runs = sorted(lg["run_date"].astype(str).unique().tolist())[-int(last_n):]
+    flagged = {r: set(lg.loc[lg["run_date"].astype(str) == r, "h3"].astype(str)) for r in runs}
+    return {z.number: [(r[5:], sum(c in flagged[r] for c in z.h3) / len(z)) for r in runs] for z in zones.zones}
+
+
+def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None, title: str | None = None,
+                    city: str | None = None, model: str | None = None, units: str = "incidents",
+                    last_event=None, issued=None, explanations=None, intervals=None, interval_level: str | None = None,
+                    trends=None, trend_label: str | None = None, skill: Mapping | None = None,
+                    skill_note: str | None = None, audit=None, places: Mapping | None = None,
+                    extra_caveats: Sequence[str] = ()) -> str:
+    """The briefing as one self-contained HTML string.
+
+    Parameters
+    ----------
+    zones : ZoneSet
+        Today's patrol zones (:func:`riskgrid.select_zones`), numbered 1..n.
+    forecast_start : date-like
+        Start of the forecast window.
+    horizon_days : float
+        Length of the window, days.
+    map_png : bytes or path, optional
+        The map (e.g. the job's PNG with the zones outlined), embedded as base64.
+    title, city, model : str, optional
+        Page title (default "Patrol briefing: CITY, WINDOW"), city and model names.
+    units : str
+        What is counted, plural (e.g. ``"burglaries"``); default ``"incidents"``.
+    last_event : date-like, optional
+        Time of the latest record used (data freshness).
+    issued : date-like, optional
+        When the briefing was made (left out when not given, so the same run
+        gives the same file).
+    explanations : mapping or DataFrame, optional
+        Per zone (1-based): ``background_share`` (0-1), ``top_categories``
+        (list of names or ``(name, share)`` pairs, or text), ``n_events``,
+        ``first_event``, ``last_event`` (the recent events driving the
+        triggered part), ``discovered_share`` (0-1).
+    intervals : mapping or DataFrame, optional
+        Per zone: ``(low, high)`` of the expected events (or columns
+        ``low``/``high``); ``interval_level`` says what it is (e.g. "90% interval").
+    trends : mapping or DataFrame, optional
+        Per zone: a sequence of values or ``(label, value)`` pairs over the last
+        runs, oldest first (:func:`zone_flag_history`), or a ready text.
+    trend_label : str, optional
+        What the trend values are (shown before them).
+    skill : mapping, optional
+        Recent backtest skill, label -> value (floats are formatted).
+    skill_note : str, optional
+        One line on how the skill was measured.
+    audit : AuditResult, optional
+        From :func:`riskgrid.audit.audit_exposure`: a section with the flag
+        concentration, the regions and any feedback-loop warning.
+    places : mapping, optional
+        Zone number -> a place name ("near 63rd St and Halsted").
+    extra_caveats : sequence of str
+        More caveats, after the standard ones (:data:`CAVEATS`).
+
+    Returns
+    -------
+    str
+        HTML5 document (UTF-8 text).
+    """
+    import jinja2
+
+    from .._version import __version__
+
+    h = float(horizon_days)
+    if not math.isfinite(h) or h <= 0:
+        raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days!r}")
+    start = pd.Timestamp(forecast_start)
+    end = start + pd.to_timedelta(h, unit="D")
+    fmt = "%a %d %b %Y %H:%M" if (start.hour or start.minute or end.hour or end.minute) else "%a %d %b %Y"
+    window_text = f"{start.strftime(fmt)} to {end.strftime(fmt)}"
+    horizon_text = f"{h:g} day{'s' if h != 1 else ''}"
+    units_text = str(units)
+    expl = _per_zone(explanations, "explanations")
+    ints = _per_zone(intervals, "intervals")
+    trs = _per_zone(trends, "trends")
+    places = {int(k): str(v) for k, v in (places or {}).items()}
+    numbers = {z.number for z in zones.zones}
+    for name, d in (("explanations", expl), ("intervals", ints), ("trends", trs), ("places", places)):
+        unknown = sorted(set(d) - numbers)
+        if unknown:
+            raise ValueError(f"{name} names zone(s) {unknown}, but the zones are numbered {sorted(numbers)}")
+
+    frame = zones.to_frame().set_index("zone") if len(zones) else None
+    zrows = []
+    for z in zones.zones:
+        iv = ints.get(z.number)
+        if isinstance(iv, Mapping):
+            iv = (iv["low"], iv["high"])
+        if iv is not None:
+            iv = (float(iv[0]), float(iv[1]))
+            if not iv[0] <= iv[1]:
+                raise ValueError(f"intervals: zone {z.number} has low > high: {iv}")
+        tr = trs.get(z.number)
+        if isinstance(tr, Mapping) and "trend" in tr:
+            tr = tr["trend"]
+        trend_text = _trend_text(tr)
+        if trend_text and trend_label:
+            trend_text = f"{trend_label}: {trend_text}"
+        ex = expl.get(z.number)
+        zrows.append({
+            "number": z.number, "place": places.get(z.number, ""), "lat": float(frame.loc[z.number, "lat"]),
+            "lon": float(frame.loc[z.number, "lon"]), "n_cells": len(z), "h3": list(z.h3), "area_km2": z.area_km2,
+            "diameter_m": z.diameter_m, "extent_m": _extent_m(z.h3), "risk": z.risk, "share": z.share,
+            "interval": iv, "why": _why_text(z, ex, units_text), "trend_text": trend_text,
+        })
+
+    skill_rows = []
+    for k, v in (skill or {}).items():
+        if isinstance(v, (float, np.floating)):
+            v = f"{float(v):.3g}"
+        skill_rows.append((str(k), str(v)))
+
+    audit_ctx = _audit_context(audit) if audit is not None else None
+    last_txt, age_txt = None, None
+    if last_event is not None:
+        le = pd.Timestamp(last_event)
+        last_txt = le.strftime("%a %d %b %Y %H:%M") if (le.hour or le.minute) else le.strftime("%a %d %b %Y")
+        age = (start - le) / pd.Timedelta(days=1)
+        if age >= 0:
+            age_txt = f"{age:.1f} days before the window starts"
+            if age > 3:
+                age_txt += "; the data are not fresh, read the forecast with care"
+        else:
+            age_txt = "after the window start: the forecast was made with records from inside its own window"
+
+    if title is None:
+        title = f"Patrol briefing: {city + ', ' if city else ''}{window_text}"
+    env = jinja2.Environment(loader=jinja2.PackageLoader("riskgrid.products", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    tpl = env.get_template("briefing.html.j2")
+    return tpl.render(
+        title=title, version=__version__, window_text=window_text, horizon_text=horizon_text, model=model,
+        issued=(pd.Timestamp(issued).strftime("%Y-%m-%d %H:%M") if issued is not None else None),
+        last_event=last_txt, data_age_text=age_txt, n_zones=len(zones), total_area_km2=zones.area_km2,
+        captured_risk=zones.captured_risk, total_risk=zones.total_risk, captured_share=zones.captured_share,
+        best_share=zones.best_unconstrained_share, gap_share=zones.gap_share, units_text=units_text,
+        map_data=_read_png(map_png), zones=zrows, skill_rows=skill_rows, skill_note=skill_note, audit=audit_ctx,
+        interval_level=interval_level, caveats=list(CAVEATS) + [str(c) for c in extra_caveats],
+        fmt_events=_fmt_events, pct=_pct,
+    )
+
+
+def _audit_context(audit) -> dict:
+    runs = audit.runs
+    if not runs:
+        return {"text": "The exposure log holds no runs yet.", "warnings": [], "rows": []}
+    n_flagged = int((audit.cells["n_flags"] > 0).sum())
+    trend = audit.gini_trend
+    trend_txt = "" if not math.isfinite(trend) else (
+        f", {'rising' if trend > 0.001 else 'falling' if trend < -0.001 else 'steady'} ({trend:+.3f} per run)")
+    text = (f"Over {len(runs)} runs from {runs[0]} to {runs[-1]}, {n_flagged} of {len(audit.cells)} hexagons were "
+            f"flagged at least once. Concentration of the flags (Gini, 0 = spread evenly, 1 = always the same "
+            f"places): {audit.gini:.2f}{trend_txt}.")
+    rows = []
+    for _, r in audit.regions.iterrows():
+        disc = r["discovered_share"]
+        disc_txt = "unknown" if disc is None or not math.isfinite(float(disc)) else _pct(float(disc))
+        rows.append({"region": r["region"], "text": f"{_pct(r['flag_share'])} · {int(r['runs_flagged'])} of {len(runs)} "
+                                                    f"· {int(r['longest_streak'])} runs · {disc_txt}"})
+    return {"text": text, "warnings": list(audit.warnings), "rows": rows}
+
+
+def write_briefing(path, zones, **kwargs) -> Path:
+    """Render the briefing (:func:`render_briefing` keywords) and write it atomically to ``path`` (UTF-8).
+
+    Returns the path written.
+    """
+    html = render_briefing(zones, **kwargs)
+    path = Path(os.fspath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(html)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
