@@ -628,8 +628,10 @@ def read_events(path: str | os.PathLike, *, city: str | None = None, prune_colum
         cities' files are never read.
     prune_columns : bool
         Parquet: read only the columns named by ``time``, ``lat``, ``lon``,
-        ``category`` and ``weight`` (what a Dask worker needs), after checking
-        that they exist.
+        ``category``, ``weight`` and ``id`` (what a Dask worker needs), after
+        checking that they exist. Without ``id`` the pruned table cannot tell
+        an exact duplicate from several offences at one time and place, so
+        duplicates are kept (``keep_duplicates=True``) unless asked otherwise.
 
     Raises
     ------
@@ -640,7 +642,7 @@ def read_events(path: str | os.PathLike, *, city: str | None = None, prune_colum
     """
     path = os.fspath(path)
     if prune_columns and is_parquet(path):
-        roles = {"time": "timestamp", "lat": "lat", "lon": "lon", "category": None, "weight": None}
+        roles = {"time": "timestamp", "lat": "lat", "lon": "lon", "category": None, "weight": None, "id": None}
         roles.update({k: v for k, v in kwargs.items() if k in roles})
         want = [c for c in roles.values() if c is not None]
         names = parquet_columns(path)
@@ -650,6 +652,8 @@ def read_events(path: str | os.PathLike, *, city: str | None = None, prune_colum
         if missing:
             raise EventDataError(f"column(s) not found in {path}: {', '.join(missing)}; the table has columns {names}")
         df = read_table(path, columns=want, filters=[("city", "=", city)] if city is not None else None)
+        if kwargs.get("id") is None:  # the columns that tell rows apart were not read
+            kwargs.setdefault("keep_duplicates", True)
     else:
         df = read_table(path, filters=[("city", "=", city)] if city is not None and is_parquet(path) else None)
         if city is not None and not is_parquet(path):

@@ -297,3 +297,23 @@ def test_real_chicago_one_swapped_row_and_the_time_place_category_rule():
     # the README's 1,642 multi-offence rows: kept with an id or any telling column, rejected when nothing tells them apart
     bare = df[["timestamp", "lat", "lon", "category"]]
     assert len(EventSet.from_frame(bare, category="category", on_invalid="drop").rejected) == 1642
+
+
+def test_read_events_forwards_the_rules_and_prunes_with_the_id(city, tmp_path):
+    dup = city.iloc[[3]].copy()
+    dup.index = [90_000]
+    far = city.iloc[[4]].copy()
+    far.index = [90_001]
+    far["lat"], far["lon"] = 48.85, 2.35
+    df = pd.concat([city, dup, far]).reset_index(drop=True)
+    df["note"] = "x"  # a column the pruned read leaves out
+    path = tmp_path / "ev.parquet"
+    df.to_parquet(path)
+    es = rg.read_events(path, id="event_id", prune_columns=True, on_invalid="drop", year_range=(2000, 2030))
+    assert sorted(es.rejected.reason) == ["duplicate", "far_from_study_area"]
+    assert list(es.extra.columns) == ["event_id"] and es.validation["year_range"] == (2000, 2030)
+    # pruned without an id: the rows cannot be told apart from multi-offence records, so none is a duplicate
+    es = rg.read_events(path, prune_columns=True, on_invalid="drop")
+    assert list(es.rejected.reason) == ["far_from_study_area"]
+    # every column read: the copy equals its original in all of them
+    assert sorted(rg.read_events(path, on_invalid="drop").rejected.reason) == ["duplicate", "far_from_study_area"]
