@@ -101,8 +101,8 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
                 if "name" not in spec or "source" not in spec:
                     raise ConfigError(f"{where} needs 'name' and 'source'")
                 jobs.append(cls(**spec))
-            except (TypeError, ValueError) as exc:  # a value of the wrong type or range
-                if isinstance(exc, RiskGridError):
+            except (TypeError, ValueError) as exc:  # a value of the wrong type or range: name the job
+                if isinstance(exc, RiskGridError) and not isinstance(exc, ConfigError):
                     raise
                 raise ConfigError(f"{where}: {exc}") from exc
     if not jobs:
