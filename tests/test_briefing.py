@@ -186,10 +186,13 @@ def test_zone_flag_history_and_audit_section(zones, tmp_path):
             got = set(log[log.run_date == "2017-" + d].h3)
             assert share == pytest.approx(sum(c in got for c in z.h3) / len(z))
     res = audit_exposure(log, cells=grid.cell_ids)
-    html = render_briefing(zs, forecast_start="2017-06-01", horizon_days=7, trends=hist, audit=res)
+    html = render_briefing(zs, forecast_start="2017-06-01", horizon_days=7, trends=hist, trend_percent=True, audit=res)
     tree = _Tree()
     tree.feed(html)
     assert not tree.errors
+    for z in zs.zones:
+        want = " → ".join(f"{d}: {100 * v:.0f}%" for d, v in hist[z.number])
+        assert want in tree.text(f"zone-{z.number}")
     assert f"Over 6 runs from 2017-05-25 to 2017-05-30" in tree.text("audit") and f"Gini" in tree.text("audit")
 
 

@@ -131,7 +131,11 @@ def _why_text(z, expl: Mapping | None, units_text: str) -> str:
         span = ""
         if first is not None and last is not None and not pd.isna(first) and not pd.isna(last):
             span = f" between {pd.Timestamp(first):%d %b %Y} and {pd.Timestamp(last):%d %b %Y}"
-        parts.append(f"{int(n)} recent incident{'s' if int(n) != 1 else ''}{span} drive the short-term part.")
+        if bg is not None and math.isfinite(float(bg)):
+            parts.append(f"{int(n)} recent incident{'s' if int(n) != 1 else ''}{span} drive the short-term part.")
+        else:
+            parts.append(f"{int(n)} incident{'s' if int(n) != 1 else ''} were recorded in the zone{span} "
+                         f"(the recent records behind it).")
     cats = _categories_text(expl.get("top_categories"))
     if cats:
         parts.append(f"Main incident types: {cats}.")
@@ -142,7 +146,7 @@ def _why_text(z, expl: Mapping | None, units_text: str) -> str:
     return " ".join(parts)
 
 
-def _trend_text(hist) -> str:
+def _trend_text(hist, as_percent: bool = False) -> str:
     if hist is None:
         return ""
     if isinstance(hist, str):
@@ -159,7 +163,8 @@ def _trend_text(hist) -> str:
             label, v = None, it
         v = float(v)
         vals.append(v)
-        cells.append(f"{label}: {_fmt_events(v)}" if label is not None else _fmt_events(v))
+        txt = f"{100 * v:.0f}%" if as_percent else _fmt_events(v)
+        cells.append(f"{label}: {txt}" if label is not None else txt)
     direction = ""
     if len(vals) >= 3:
         t = np.arange(len(vals), dtype=float)
@@ -202,7 +207,8 @@ def zone_flag_history(log: pd.DataFrame, zones, last_n: int = 7, before=None) ->
 def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None, title: str | None = None,
                     city: str | None = None, model: str | None = None, units: str = "incidents",
                     last_event=None, issued=None, explanations=None, intervals=None, interval_level: str | None = None,
-                    trends=None, trend_label: str | None = None, skill: Mapping | None = None,
+                    trends=None, trend_label: str | None = None, trend_percent: bool = False,
+                    skill: Mapping | None = None,
                     skill_note: str | None = None, audit=None, places: Mapping | None = None,
                     extra_caveats: Sequence[str] = ()) -> str:
     """The briefing as one self-contained HTML string.
@@ -239,6 +245,8 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
         runs, oldest first (:func:`zone_flag_history`), or a ready text.
     trend_label : str, optional
         What the trend values are (shown before them).
+    trend_percent : bool
+        Show the trend values as percentages (shares, as from :func:`zone_flag_history`).
     skill : mapping, optional
         Recent backtest skill, label -> value (floats are formatted).
     skill_note : str, optional
@@ -292,7 +300,7 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
         tr = trs.get(z.number)
         if isinstance(tr, Mapping) and "trend" in tr:
             tr = tr["trend"]
-        trend_text = _trend_text(tr)
+        trend_text = _trend_text(tr, as_percent=trend_percent)
         if trend_text and trend_label:
             trend_text = f"{trend_label}: {trend_text}"
         ex = expl.get(z.number)
