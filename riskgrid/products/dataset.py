@@ -151,7 +151,7 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
                                     {"units": attrs.get("units", "")})
         coords["category"] = [str(c) for c in risk.coords["category"].values]
     if zones is not None:
-        data["zone"] = ("cell", zones.cell_zone.astype(np.int32), {"long_name": "patrol zone (0-based, -1 none)"})
+        data["zone"] = ("cell", zones.cell_zone.astype(np.int32), {"long_name": "patrol zone (1-based, 0 none)"})
         attrs.update(
             zones_n=len(zones),
             zones_captured_share=float(zones.captured_share),
