@@ -34,7 +34,8 @@ def events_from_xy(x, y, t, seed=0):
     proj = rg.LocalProjection(41.85, -87.65)
     lat, lon = proj.inverse(np.asarray(x, float), np.asarray(y, float))
     ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.asarray(t, float), unit="D")
-    return rg.EventSet.from_frame(pd.DataFrame({"timestamp": ts, "lat": lat, "lon": lon}))
+    # repeated sites and days are the point of these tests: keep exact duplicates
+    return rg.EventSet.from_frame(pd.DataFrame({"timestamp": ts, "lat": lat, "lon": lon}), keep_duplicates=True)
 
 
 # --------------------------------------------------------------------------- #
