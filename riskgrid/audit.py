@@ -38,7 +38,7 @@ import h3
 import numpy as np
 import pandas as pd
 
-__all__ = ["AuditResult", "audit_exposure", "gini", "longest_streak", "assign_regions", "write_audit"]
+__all__ = ["AuditResult", "audit_exposure", "gini", "longest_streak", "assign_regions", "write_audit", "run_audit"]
 
 NO_REGION = ""
 
@@ -506,3 +506,31 @@ def write_audit_png(result: AuditResult, path, regions=None, title: str | None =
     ax.set_title(title, fontsize=10)
     fig.savefig(os.fspath(path), format="png", metadata={"Software": None})
     return Path(os.fspath(path))
+
+
+def run_audit(out_root, *, regions=None, region_key: str | None = None, events=None, cells=None, out_dir=None,
+              start=None, end=None, name: str | None = None, **kwargs) -> tuple[AuditResult, dict]:
+    """Read the exposure log under ``out_root``, audit it and write the outputs (what ``riskgrid audit`` runs).
+
+    Parameters
+    ----------
+    out_root : path
+        Output root holding ``exposure/`` (:mod:`riskgrid.exposure`).
+    regions : dict or path, optional
+        GeoJSON FeatureCollection of regions (``--regions REGIONS.geojson``).
+    region_key, events, cells, start, end, name, **kwargs
+        As for :func:`audit_exposure`.
+    out_dir : path, optional
+        Where to write (default ``out_root/audit``).
+
+    Returns
+    -------
+    (AuditResult, dict of paths written)
+    """
+    from .exposure import read_exposure
+
+    log = read_exposure(out_root, start=start, end=end, name=name)
+    fc = _load_regions(regions) if regions is not None else None
+    res = audit_exposure(log, cells=cells, regions=fc, region_key=region_key, events=events, **kwargs)
+    paths = write_audit(res, Path(os.fspath(out_root)) / "audit" if out_dir is None else out_dir, regions=fc)
+    return res, paths

@@ -9,7 +9,7 @@ import pytest
 from h3.api import numpy_int as h3i
 
 import riskgrid as rg
-from riskgrid.audit import assign_regions, audit_exposure, gini, longest_streak, write_audit
+from riskgrid.audit import assign_regions, audit_exposure, gini, longest_streak, run_audit, write_audit
 from riskgrid.exposure import append_exposure, exposure_table, read_exposure, source_counts
 from riskgrid.models import CountHotspot
 
@@ -114,6 +114,11 @@ def test_thirty_runs_match_a_naive_recount(tmp_path):
             got = pr[(pr.run_date == run) & (pr.region == nm)].flag_share.iloc[0]
             assert got == pytest.approx(((log.run_date == run) & (log_region == nm)).sum() / tot)
     assert res.warnings == []  # no events given: no warning can be raised
+    res2, paths2 = run_audit(tmp_path, regions=fc, cells=grid.cell_ids)
+    pd.testing.assert_frame_equal(res2.cells, res.cells)
+    assert paths2["regions"] == tmp_path / "audit" / "audit_regions.csv"
+    assert pd.read_csv(paths2["regions"]).set_index("region").n_flags.to_dict() == \
+        res.regions.set_index("region").n_flags.to_dict()
     paths = write_audit(res, tmp_path / "audit", regions=fc)
     assert pd.read_csv(paths["cells"]).n_flags.sum() == res.cells.n_flags.sum()
     assert json.loads(paths["summary"].read_text())["runs"] == 29

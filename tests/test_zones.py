@@ -294,3 +294,23 @@ def test_frames_number_zones_from_one():
     assert (zs.cell_zone[c["cell"].to_numpy()] == c["zone"].to_numpy()).all()
     with pytest.raises(ValueError, match="override"):
         zs.to_geojson(metadata={"zone": 5})
+
+
+def test_products_number_zones_the_same_way(sim_city, tmp_path):
+    """The Dataset, its CSV table, the zones GeoJSON and the ZoneSet frames all call the zones 1..n."""
+    import json
+
+    from riskgrid.products import risk_dataset, risk_table, write_zones_geojson
+
+    _, events, grid = sim_city
+    risk = CountHotspot(window_days=60).fit(events, grid).predict(horizon_days=1)
+    zs = rg.select_zones(risk, grid, n_zones=4)
+    ds = risk_dataset(risk, zones=zs)
+    want = set(range(1, len(zs) + 1))
+    assert set(np.unique(ds["zone"].values)) == want | {0}
+    table = risk_table(ds)
+    for z in zs.zones:
+        assert set(table.loc[table.zone == z.number, "h3"]) == set(z.h3)
+    fc = json.load(open(write_zones_geojson(zs, tmp_path / "zones.geojson")))
+    assert {f["properties"]["zone"] for f in fc["features"]} == want
+    assert set(zs.to_frame().zone) == want == set(zs.cells_frame().zone)
