@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test test-quick lint-imports bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/riskgrid demo --out out/demo
 
-test: $(STAMP)
+test: $(STAMP) lint-imports
 	$(PY) -m pytest -q tests
+
+# the quick loop: everything but the long statistical tests
+test-quick: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+# the layer contract of pyproject.toml ([tool.importlinter])
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group --benchmark-columns=min,mean,max,rounds

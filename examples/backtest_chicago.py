@@ -20,10 +20,10 @@ import warnings
 
 import pandas as pd
 
-from riskgrid.backtest import summary_table
-from riskgrid.commands.backtest import backtest_from_config
-from riskgrid.config import load_config
+from riskgrid.evaluation import summary_table
 from riskgrid.models import available_models
+from riskgrid.pipeline.backtest import run_backtest
+from riskgrid.pipeline.config import load_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "backtest_chicago.toml")
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = backtest_from_config(cfg, out_dir=os.path.join(HERE, "..", "out", "backtest_chicago"),
+        res = run_backtest(cfg, out_dir=os.path.join(HERE, "..", "out", "backtest_chicago"),
                                    n_jobs=args.n_jobs, progress=not args.quiet)
     table, summary = res["table"], res["summary"]
     kinds = {}

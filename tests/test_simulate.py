@@ -8,6 +8,7 @@ import riskgrid as rg
 
 @pytest.fixture(scope="module")
 def big():
+    """150,000 events: the statistical tests below are marked slow (deselect with -m "not slow")."""
     return rg.simulate(n_days=2000, background_rate=60, theta=0.4, omega=0.25, sigma_m=150, seed=11)
 
 
@@ -16,10 +17,13 @@ def test_seeded_and_deterministic():
     b = rg.simulate(n_days=50, seed=3)
     c = rg.simulate(n_days=50, seed=4)
     assert a.equals(b)
-    assert not a[["lat", "lon"]].equals(c[["lat", "lon"]]) if len(a) == len(c) else True
+    k = min(len(a), len(c))  # another seed moves the events (and usually changes their number)
+    assert k > 100
+    assert not np.allclose(a[["lat", "lon"]].to_numpy()[:k], c[["lat", "lon"]].to_numpy()[:k])
     rg.EventSet.from_frame(a, category="category")  # valid input for EventSet
 
 
+@pytest.mark.slow
 def test_offspring_fraction_close_to_theta(big):
     # stationary branching process: a fraction theta of all events are children
     frac = (big.generation > 0).mean()
@@ -34,6 +38,7 @@ def test_offspring_fraction_close_to_theta(big):
     assert kids.var() == pytest.approx(0.4, rel=0.05)  # Poisson: variance = mean
 
 
+@pytest.mark.slow
 def test_delays_and_displacements_follow_their_laws(big):
     child = big[big.parent >= 0]
     par = big.iloc[child.parent.to_numpy()]
@@ -49,6 +54,7 @@ def test_delays_and_displacements_follow_their_laws(big):
     assert np.std(dx) == pytest.approx(150, rel=0.02)
 
 
+@pytest.mark.slow
 def test_background_rate(big):
     n_bg = (big.generation == 0).sum()
     assert n_bg / 2000 == pytest.approx(60, rel=0.02)
@@ -71,6 +77,7 @@ def test_xy_consistent_with_latlon():
     np.testing.assert_allclose(y, df.y_m, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_background_follows_day_of_week_and_month_profiles():
     dow = np.array([1.0, 1.0, 1.0, 1.0, 1.5, 2.0, 0.5])
     month = np.linspace(0.6, 1.4, 12)

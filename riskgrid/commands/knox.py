@@ -35,7 +35,7 @@ def plot_knox(result, path: str, title: str | None = None) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    from ..knox import _stars
+    from ..bands import significance_stars as _stars
 
     ratio = np.asarray(result.ratio, float)
     finite = ratio[np.isfinite(ratio)]
@@ -72,7 +72,8 @@ def plot_knox(result, path: str, title: str | None = None) -> None:
 @click.option("--metric", type=click.Choice(["euclidean", "manhattan"]), default="euclidean", show_default=True)
 @click.option("--start", default=None, help="Keep events at or after this time (e.g. 2016-01-01).")
 @click.option("--end", default=None, help="Keep events before this time.")
-@click.option("--jobs", "n_jobs", default=None, type=int, help="Numba threads (-1: all).")
+@click.option("--threads", "--jobs", "n_threads", default=None, type=int,
+              help="Numba threads (-1: all); --jobs is the older name of the same option.")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), help="Write the tidy table here.")
 @click.option("--png", "png_path", default=None, type=click.Path(dir_okay=False), help="Write a heat map here.")
 @click.option("--time-col", default="timestamp", show_default=True)
@@ -80,7 +81,7 @@ def plot_knox(result, path: str, title: str | None = None) -> None:
 @click.option("--lon-col", default="lon", show_default=True)
 @click.option("--category-col", default="category", show_default=True, help="Column of the event type ('' for none).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def command(events_file, space, time_, categories, permutations, seed, metric, start, end, n_jobs, csv_path, png_path,
+def command(events_file, space, time_, categories, permutations, seed, metric, start, end, n_threads, csv_path, png_path,
             time_col, lat_col, lon_col, category_col, quiet):
     """Knox near-repeat test: are events close in space also close in time?
 
@@ -118,7 +119,7 @@ def command(events_file, space, time_, categories, permutations, seed, metric, s
         raise click.ClickException(f"only {len(events)} event(s) left after filtering; the Knox test needs at least 2")
     try:
         res = knox_test(events, space_edges, time_edges, n_permutations=permutations, seed=seed, metric=metric,
-                        n_jobs=n_jobs, progress=not quiet)
+                        n_jobs=n_threads, progress=not quiet)
     except (ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from exc
     what = ", ".join(cats) if cats else "all categories"

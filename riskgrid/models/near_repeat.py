@@ -7,7 +7,8 @@ import numpy as np
 from ..kernels import knox as _k
 from ..kernels.spatial import build_hash_grid
 from .._runtime import check_n_jobs, numba_threads
-from ..knox import KnoxResult, _METRICS, knox_test
+from ..bands import DISTANCE_METRICS as _METRICS
+from ..knox import KnoxResult, knox_test
 from ._base import RiskModel
 
 __all__ = ["NearRepeat"]

@@ -49,7 +49,7 @@ from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels import sepp as K
 from ..kernels.spatial import build_hash_grid
-from ..knox import _check_edges as check_band_edges
+from ..bands import check_band_edges
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel, check_int, check_number
 

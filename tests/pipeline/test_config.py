@@ -1,0 +1,151 @@
+"""The one configuration schema: forecast, backtest and batch files, one path resolver, clear errors."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from riskgrid.cli import main
+from riskgrid.distributed import BacktestJob, ForecastJob, load_jobs
+from riskgrid.errors import ConfigError
+from riskgrid.pipeline.config import BACKTEST_KEYS, OUTPUT_FORMATS, SCHEMA, load_config, resolve, validate_config
+
+BASE = {"city": "x", "events": {"path": "data/events.parquet", "category": "category"}, "model": {"name": "CountHotspot"}}
+
+
+def test_defaults_and_idempotent(tmp_path):
+    cfg = validate_config(dict(BASE), path=str(tmp_path / "c.toml"))
+    assert cfg["events"]["path"] == str(tmp_path / "data" / "events.parquet")
+    assert cfg["forecast"] == {"train_days": 365, "horizon_days": 1}
+    assert cfg["outputs"]["formats"] == list(OUTPUT_FORMATS)
+    assert cfg["backtest"]["step_days"] == BACKTEST_KEYS["step_days"][1]
+    assert validate_config(cfg) == cfg
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"grid": {"resolutoin": 9}}, r"unknown key\(s\) \['resolutoin'\] in \[grid\]; allowed keys: \['buffer_rings', 'geojson', 'resolution'\]"),
+    ({"backtest": {"horizon": 3}}, r"unknown key\(s\) \['horizon'\] in \[backtest\]; allowed keys: \[.*'horizon_days'"),
+    ({"grids": {}}, r"unknown section or key 'grids'; allowed: \[.*'grid'"),
+    ({"forecast": {"train_days": 0}}, r"forecast.train_days must be > 0 \(days\)"),
+    ({"backtest": {"step_days": -7}}, r"backtest.step_days must be > 0 \(days\)"),
+    ({"backtest": {"on_error": "ignore"}}, r"backtest.on_error must be 'raise' or 'skip'"),
+    ({"events": {"path": "a.csv", "on_invalid": "skip"}}, r"events.on_invalid must be 'raise' or 'drop'"),
+    ({"grid": {"resolution": 16}}, r"grid.resolution must be an H3 resolution in 0..15"),
+    ({"outputs": {"formats": ["netcdf", "shp"]}}, r"unknown output format\(s\) \['shp'\]"),
+    ({"models": {"a": {"params": {}}}}, r"\[models.a\] needs a 'name'"),
+])
+def test_errors_name_the_setting_and_the_allowed_values(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config({**BASE, **raw})
+
+
+def test_output_is_the_deprecated_name_of_outputs(tmp_path):
+    with pytest.warns(FutureWarning, match=r"\[output\] section is deprecated: rename it to \[outputs\]"):
+        cfg = validate_config({**BASE, "output": {"dir": "results"}}, path=str(tmp_path / "c.toml"))
+    assert cfg["outputs"]["dir"] == str(tmp_path / "results") and "output" not in cfg
+    with pytest.raises(ConfigError, match=r"both \[output\] and \[outputs\]"):
+        validate_config({**BASE, "output": {"dir": "a"}, "outputs": {"dir": "b"}})
+    assert "output" not in SCHEMA  # one name in the schema
+
+
+def test_one_path_resolver(tmp_path):
+    assert resolve("a/b.parquet", tmp_path) == str(tmp_path / "a" / "b.parquet")
+    assert resolve("/abs/x.csv", tmp_path) == "/abs/x.csv"
+    assert resolve("s3://bucket/x.parquet", tmp_path) == "s3://bucket/x.parquet"
+    assert resolve("~/x", tmp_path) == os.path.expanduser("~/x")
+    assert resolve(None, tmp_path) is None
+    # a batch file and a configuration resolve the same relative path the same way
+    (tmp_path / "sub").mkdir()
+    cfg_path = tmp_path / "sub" / "city.toml"
+    cfg_path.write_text(textwrap.dedent("""
+        city = "c"
+        [events]
+        path = "../data/events.parquet"
+        category = "category"
+        [model]
+        name = "CountHotspot"
+        [backtest]
+        start = "2024-01-01"
+        end = "2024-02-01"
+        [models.count]
+        name = "CountHotspot"
+        [outputs]
+        dir = "out"
+    """))
+    batch = tmp_path / "jobs.toml"
+    batch.write_text(textwrap.dedent("""
+        [[forecast]]
+        name = "direct"
+        source = "data/events.parquet"
+        [[forecast]]
+        name = "from-config"
+        config = "sub/city.toml"
+        date = "2024-01-15"
+        [[backtest]]
+        name = "bt-from-config"
+        config = "sub/city.toml"
+        step_days = 14
+    """))
+    jobs, _ = load_jobs(batch)
+    want = str(tmp_path / "data" / "events.parquet")
+    assert [j.source for j in jobs] == [want, want, want]
+    assert isinstance(jobs[1], ForecastJob) and jobs[1].date == "2024-01-15"
+    bt = jobs[2]
+    assert isinstance(bt, BacktestJob) and bt.step_days == 14 and list(bt.models) == ["count"]
+    assert load_config(cfg_path)["outputs"]["dir"] == str(tmp_path / "sub" / "out")
+
+
+def test_job_specs_share_the_checks_of_the_files():
+    for bad, match in [
+        (dict(horizon_days=0), r"horizon_days must be > 0 \(days\)"),
+        (dict(train_days=-1), r"train_days must be > 0 \(days\) or None"),
+        (dict(on_invalid="skip"), r"on_invalid must be 'raise' or 'drop'"),
+        (dict(grid={"resolution": 16}), r"grid.resolution must be an H3 resolution in 0..15"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            ForecastJob("a", "x.parquet", **bad)
+
+
+def test_backtest_config_needs_start_end_and_variants(tmp_path):
+    cfg = validate_config({**BASE, "models": {"c": {"name": "CountHotspot"}}})
+    with pytest.raises(ConfigError, match=r"\[backtest\] needs 'start'"):
+        BacktestJob.from_config(cfg)
+    cfg = validate_config({**BASE, "backtest": {"start": "2024-01-01", "end": "2024-02-01"}})
+    with pytest.raises(ConfigError, match="no model variant"):
+        BacktestJob.from_config(cfg)
+
+
+def test_a_bad_config_is_reported_without_loading_heavy_libraries(tmp_path):
+    """The CLI's error path imports no numerical library (what keeps it well under 0.5 s)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('city = "x"\n[grid]\nresolutoin = 9\n')
+    code = textwrap.dedent(f"""
+        import sys
+        from riskgrid.cli import main
+        try:
+            main(["forecast", {str(bad)!r}, "--date", "2024-01-01"])
+        except SystemExit as exc:
+            assert exc.code == 1, exc.code
+        heavy = sorted(m for m in ("numpy", "pandas", "numba", "xarray", "dask", "matplotlib", "sklearn", "scipy",
+                                   "rasterio", "h3", "pyarrow") if m in sys.modules)
+        print("HEAVY", heavy)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "unknown key(s) ['resolutoin'] in [grid]" in p.stderr, p.stderr
+    assert "HEAVY []" in p.stdout, p.stdout + p.stderr
+    p = subprocess.run([sys.executable, "-c", "import sys; from riskgrid.cli import main\n"
+                        "try:\n    main(['--help'])\nexcept SystemExit: pass\n"
+                        "print('HEAVY', sorted(m for m in ('numpy', 'pandas', 'numba', 'xarray', 'dask') if m in sys.modules))"],
+                       capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in p.stdout and "batch" in p.stdout, p.stdout + p.stderr
+
+
+def test_cli_backtest_accepts_the_deprecated_output_section(tmp_path):
+    cfg = tmp_path / "bt.toml"
+    cfg.write_text('city = "x"\n[events]\npath = "nope.parquet"\n[backtest]\nstart = "2024-01-01"\nend = "2024-02-01"\n'
+                   '[models.c]\nname = "CountHotspot"\n[output]\ndir = "o"\n')
+    r = CliRunner().invoke(main, ["backtest", str(cfg), "-q"])
+    assert r.exit_code == 1 and "event file not found" in r.output  # got past the schema to the data
