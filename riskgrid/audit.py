@@ -407,13 +407,16 @@ def _reported_shares(events, runs, universe, region, names, reported_sources, wi
     ev = events
     if "source" in ev.columns:
         ev = ev[ev["source"].isin(list(reported_sources))]
+    from .grid import latlng_to_cells
+
     res = h3.get_resolution(str(universe[0]))
     ts = pd.to_datetime(ev["timestamp"]).to_numpy()
-    lat = ev["lat"].to_numpy(dtype=float)
-    lon = ev["lon"].to_numpy(dtype=float)
-    cell_ids = np.array([h3.latlng_to_cell(a, b, res) for a, b in zip(lat, lon)], dtype=object)
-    reg_of = dict(zip(universe.tolist(), region.tolist()))
-    ev_region = np.array([reg_of.get(c, NO_REGION) for c in cell_ids], dtype=object)
+    ev_cells = latlng_to_cells(ev["lat"].to_numpy(dtype=float), ev["lon"].to_numpy(dtype=float), res)
+    uni_int = np.array([h3.str_to_int(c) for c in universe], dtype=np.uint64)
+    order = np.argsort(uni_int)
+    pos = np.minimum(np.searchsorted(uni_int[order], ev_cells), uni_int.size - 1)
+    hit = uni_int[order][pos] == ev_cells
+    ev_region = np.where(hit, region[order][pos], NO_REGION).astype(object)
     out = {nm: np.full(len(runs), np.nan) for nm in names}
     win = np.timedelta64(int(round(window_days * 86400)), "s")
     for t, r in enumerate(runs):

@@ -176,8 +176,7 @@ class ZoneSet:
     def to_frame(self) -> pd.DataFrame:
         """One row per zone: ``zone`` (1-based), ``n_cells``, ``area_km2``, ``diameter_m``,
         ``expected_events``, ``share``, ``best_same_area_share``, ``gap_share``, ``exact``,
-        ``lat``/``lon`` (risk-weighted centre, degrees; plain centre when the zone's risk is 0)
-        and ``h3`` (space-separated ids)."""
+        ``lat``/``lon`` (mean of the cell centres, degrees) and ``h3`` (space-separated ids)."""
         rows = []
         for z in self.zones:
             lat, lon = _zone_centre(z)

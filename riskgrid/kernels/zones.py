@@ -151,7 +151,10 @@ def best_compact_set(risk, lat_rad, lon_rad, adj_indptr, adj_indices, order, ava
                 compat[v, u] = ok
         # local adjacency, sorted by local id (= rank order)
         l_indptr = np.zeros(m + 1, dtype=np.int64)
-        tmp = np.empty(adj_indices.size if adj_indices.size > 0 else 1, dtype=np.int64)
+        deg = 1
+        for u in range(m):
+            deg += adj_indptr[loc[u] + 1] - adj_indptr[loc[u]]
+        tmp = np.empty(deg, dtype=np.int64)
         cnt = 0
         for u in range(m):
             g = loc[u]
