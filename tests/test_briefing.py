@@ -13,7 +13,7 @@ import pytest
 from h3.api import numpy_int as h3i
 
 import riskgrid as rg
-from riskgrid.products.briefing import CAVEATS, render_briefing, write_briefing, zone_flag_history
+from riskgrid.products.briefing import CAVEATS, _fmt_events, render_briefing, write_briefing, zone_flag_history
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "area", "base", "col", "embed", "track", "wbr"}
 
@@ -123,7 +123,8 @@ def test_structure_every_zone_its_why_and_the_caveats(zones, tmp_path):
         assert "burglary (60%), theft (30%)" in t and f"{3 + z.number} recent incidents between 20 May 2017 and 30 May 2017" in t
         assert all(h in t for h in z.h3)
         lo, hi = 0.5 * z.risk, 1.8 * z.risk
-        assert "likely between" in t and "90% interval" in t
+        assert f"in the window (likely between {_fmt_events(lo)} and {_fmt_events(hi)}, 90% interval); " in t
+        assert f"{_fmt_events(z.risk)} in the window" in t
         assert "05-29: 1.0 → 05-30: 1.5 → 05-31: 2.0 (rising)" in t
     assert "near <Halsted & 63rd>" in tree.text("zone-1")  # escaped in the source, shown as text
     assert "<Halsted" not in html and "&lt;Halsted &amp; 63rd&gt;" in html
