@@ -41,8 +41,8 @@ def grid_from_config(cfg: dict, events):
 
 def model_from_spec(spec: dict):
     """An unfitted model from ``{"name": ..., "params": {...}}`` (see :class:`riskgrid.pipeline.specs.ModelSpec`)."""
-    from .pipeline.config import _check_model_spec
+    from .pipeline.config import check_model_spec
     from .pipeline.specs import ModelSpec
 
-    spec = _check_model_spec("model", spec)
+    spec = check_model_spec("model", spec)
     return ModelSpec(spec["name"], spec["params"]).build()

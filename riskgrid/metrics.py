@@ -50,6 +50,7 @@ from scipy.special import gammaln
 __all__ = [
     "LOGLIK_FLOOR",
     "DEFAULT_COVERAGE",
+    "check_coverage",
     "n_flagged",
     "rank_cells",
     "risk_values",
@@ -67,7 +68,8 @@ LOGLIK_FLOOR = 1e-9
 DEFAULT_COVERAGE = (0.01, 0.02, 0.05, 0.10)
 
 
-def _check_coverage(coverage) -> np.ndarray:
+def check_coverage(coverage) -> np.ndarray:
+    """Coverage fractions as a 1-D float64 array, each in (0, 1]; ``ValueError`` naming the bad values."""
     cov = np.atleast_1d(np.asarray(coverage, dtype=np.float64))
     if cov.ndim != 1 or cov.size == 0:
         raise ValueError(f"coverage must be a number or a non-empty 1-D sequence, got {coverage!r}")
@@ -79,7 +81,7 @@ def _check_coverage(coverage) -> np.ndarray:
 
 def n_flagged(n_cells: int, coverage: float) -> int:
     """Number of cells flagged at ``coverage``: ``max(1, floor(n_cells * coverage + 1e-9))``."""
-    c = float(_check_coverage(coverage)[0])
+    c = float(check_coverage(coverage)[0])
     return max(1, min(int(n_cells), int(math.floor(n_cells * c + 1e-9))))
 
 
@@ -164,7 +166,7 @@ def evaluate(risk, observed, area=None, coverage: Sequence[float] | float = DEFA
         ``n_events`` (total observed).
     """
     risk, observed, area = _prepare(risk, observed, area)
-    cov = _check_coverage(coverage)
+    cov = check_coverage(coverage)
     n = risk.size
     order = rank_cells(risk)
     k = np.array([n_flagged(n, c) for c in cov], dtype=np.int64)

@@ -1,1 +1,11 @@
-"""Sub-commands of the ``riskgrid`` CLI, one module each (registered in riskgrid/cli.py)."""
+"""Sub-commands of the ``riskgrid`` CLI, one module each (registered in riskgrid/cli.py), and their one error format."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The error on one line; anything but riskgrid's own errors carries its type (``KeyError: 'h3'``)."""
+    from ..errors import RiskGridError
+
+    msg = " ".join(str(exc).split())
+    if not isinstance(exc, (RiskGridError, OSError)):
+        return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return msg or type(exc).__name__

@@ -44,9 +44,7 @@ import sys
 
 import click
 
-from ..pipeline.config import BACKTEST_KEYS
-
-__all__ = ["command", "backtest_from_config", "BACKTEST_KEYS"]
+__all__ = ["command", "backtest_from_config"]
 
 
 def backtest_from_config(cfg: dict, out_dir: str | None = None, n_jobs: int | None = None, progress: bool = True) -> dict:
@@ -70,13 +68,13 @@ def command(config, out_dir, n_jobs, quiet):
     """
     from ..errors import RiskGridError
     from ..pipeline.config import load_config
-    from .forecast import _one_line
+    from . import one_line
 
     try:
         cfg = load_config(config)
         res = backtest_from_config(cfg, out_dir=out_dir, n_jobs=n_jobs, progress=not quiet)
     except (RiskGridError, OSError, ValueError, TypeError) as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     import pandas as pd
 

@@ -12,7 +12,6 @@ reported all the same (one ``FAILED`` line per failed job).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -171,6 +170,8 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
         except Exception as exc:  # one job's products failing must not hide the others
             failures[name] = f"writing its products failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
     res.tasks.to_csv(os.path.join(out_dir, "batch_tasks.csv"), index=False)
+    import json
+
     with open(os.path.join(out_dir, "batch_status.json"), "w") as fh:
         json.dump({"ok": sorted(set(res.results) - set(failures)), "errors": failures,
                    "wall_seconds": res.wall_seconds}, fh, indent=2)

@@ -7,17 +7,9 @@ import sys
 
 import click
 
+from . import one_line
+
 __all__ = ["command", "run_and_report"]
-
-
-def _one_line(exc: BaseException) -> str:
-    """The error on one line; anything but riskgrid's own errors carries its type (``KeyError: 'h3'``)."""
-    from ..errors import RiskGridError
-
-    msg = " ".join(str(exc).split())
-    if not isinstance(exc, (RiskGridError, OSError)):
-        return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-    return msg or type(exc).__name__
 
 
 def run_and_report(config, date, out_dir, skip_existing=False, quiet=False) -> dict:
@@ -35,7 +27,7 @@ def run_and_report(config, date, out_dir, skip_existing=False, quiet=False) -> d
                 warnings.simplefilter("ignore")
             man = run_forecast(config, date, out_dir, skip_existing=skip_existing, progress=not quiet)
     except (RiskGridError, OSError, ValueError, TypeError, KeyError) as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     folder = man["folder"]
     rel = os.path.relpath(folder)
@@ -83,7 +75,7 @@ def command(config, date, out_dir, skip_existing, quiet):
     try:
         cfg = load_config(config)
     except RiskGridError as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     if out_dir is None:
         out_dir = cfg["outputs"].get("dir") or "out"

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .walk_forward import _META, METRICS
+from .walk_forward import META_COLUMNS, METRICS
 
 __all__ = ["summarize", "summary_table", "plot_backtest"]
 
@@ -79,7 +79,7 @@ def summarize(
     if reference not in model_names:
         raise ValueError(f"reference model {reference!r} not in the table; models: {model_names}")
     if metrics is None:
-        known = set(METRICS) | set(_META)
+        known = set(METRICS) | set(META_COLUMNS)
         extra = [c for c in df.columns if c not in known and c != "error" and pd.api.types.is_numeric_dtype(df[c])]
         metrics = [m for m in METRICS if m in df.columns] + extra
     missing = [m for m in metrics if m not in df.columns]

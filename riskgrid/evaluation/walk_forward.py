@@ -20,10 +20,10 @@ from sklearn.base import clone
 from .._runtime import progress_enabled
 from ..events import EventSet
 from ..grid import HexGrid
-from ..metrics import DEFAULT_COVERAGE, _check_coverage, evaluate, poisson_loglik, risk_values
+from ..metrics import DEFAULT_COVERAGE, check_coverage, evaluate, poisson_loglik, risk_values
 from ..zones import zones_metric
 
-__all__ = ["backtest", "backtest_origins", "METRICS", "DEFAULT_ZONES"]
+__all__ = ["backtest", "backtest_origins", "METRICS", "META_COLUMNS", "DEFAULT_ZONES"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ _META = (
     "fit_seconds",
     "predict_seconds",
 )
+#: the non-metric columns of a backtest table (besides ``error`` and extra metrics)
+META_COLUMNS = _META
 
 
 def backtest_origins(events: EventSet, start, end, step_days: float) -> np.ndarray:
@@ -240,7 +242,7 @@ def backtest(
         raise ValueError(f"train_days must be > 0 or None, got {train_days}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    cov = tuple(float(c) for c in _check_coverage(coverage))
+    cov = tuple(float(c) for c in check_coverage(coverage))
     extra_metrics = dict(extra_metrics or {})
     if zones is not None:
         if "zones" in extra_metrics:

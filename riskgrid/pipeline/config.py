@@ -84,6 +84,7 @@ __all__ = [
     "validate_config",
     "read_toml",
     "check_table",
+    "check_model_spec",
     "check_days",
     "check_on_invalid",
     "check_grid",
@@ -231,7 +232,7 @@ def check_table(name: str, table, spec: dict) -> dict:
     return out
 
 
-def _check_model_spec(where: str, spec) -> dict:
+def check_model_spec(where: str, spec) -> dict:
     out = check_table(where, spec, SCHEMA["model"])
     if out["name"] is None:
         raise ConfigError(f"[{where}] needs a 'name' (a model class name, e.g. \"GridHawkes\" or \"CountHotspot\")")
@@ -322,12 +323,12 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
                 if not isinstance(raw[section], dict):
                     raise ConfigError(f"[{section}] must be a table of model specs, got {type(raw[section]).__name__}")
                 cfg[section] = {
-                    variant: _check_model_spec(f"{section}.{variant}", s) for variant, s in raw[section].items()
+                    variant: check_model_spec(f"{section}.{variant}", s) for variant, s in raw[section].items()
                 }
             continue
         if section == "model":
             if section in raw:
-                cfg[section] = _check_model_spec(section, raw[section])
+                cfg[section] = check_model_spec(section, raw[section])
             continue
         cfg[section] = check_table(section, raw.get(section, {}), spec)
 
