@@ -274,7 +274,7 @@ class EventSet:
             Without a declared area: points farther than this from the median
             location are ``far_from_study_area``; ``"auto"`` = max(50 km,
             median distance + 10 scaled MADs), see :mod:`riskgrid.studyarea`;
-            ``None`` turns the rule off. Ignored with ``bbox``/``within``.
+            ``None`` or ``"off"`` turns the rule off. Ignored with ``bbox``/``within``.
         keep_duplicates : bool
             ``False`` (default): a row equal to an earlier valid row is a
             ``duplicate`` (the first is kept). With ``id``, equal means the
@@ -387,8 +387,10 @@ class EventSet:
         any_bad = np.zeros(n, dtype=bool)
         for m in masks.values():
             any_bad |= m
-        dup, first_of = _duplicates(df, ~any_bad, parsed, la, lo, time, lat, lon, id)
-        masks["duplicate"] = dup if not keep_duplicates else np.zeros(n, dtype=bool)
+        if keep_duplicates:
+            masks["duplicate"] = np.zeros(n, dtype=bool)
+        else:
+            masks["duplicate"], first_of = _duplicates(df, ~any_bad, parsed, la, lo, time, lat, lon, id)
         validation["duplicates"] = "kept" if keep_duplicates else (f"same {id!r}" if id else "equal in every column")
         if masks["duplicate"].any():
             pairs = ", ".join(

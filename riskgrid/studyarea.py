@@ -22,8 +22,8 @@ Rules
     91 km for the New York shootings (farthest 34.8 km): the farthest real row
     of each city is at k ≈ 3.1, 4.6 and 3.0 scaled MADs, the rule fires at 10.
     The median is robust: up to half the rows can be anywhere without moving
-    it much. ``far_km=`` a number fixes the threshold; ``None`` turns the rule
-    off (e.g. a national table).
+    it much. ``far_km=`` a number fixes the threshold; ``None`` or ``"off"``
+    turns the rule off (e.g. a national table).
 Swapped columns (an :class:`~riskgrid.EventDataError`, whatever ``on_invalid``)
     With a declared area: fewer than half the points lie in it but more than
     half would after exchanging lat and lon. Without one: more than half the
@@ -147,9 +147,10 @@ def far_from_bulk(lat, lon, far_km="auto") -> tuple[np.ndarray, dict]:
     ----------
     lat, lon : ndarray of float
         Valid points (finite, in range), degrees.
-    far_km : "auto", float or None
+    far_km : "auto", float, "off" or None
         ``"auto"``: the data-driven threshold of the module docstring; a
-        positive number: that threshold in km; ``None``: nothing is flagged.
+        positive number: that threshold in km; ``None`` or ``"off"`` (for
+        TOML, which has no null): nothing is flagged.
 
     Returns
     -------
@@ -161,13 +162,12 @@ def far_from_bulk(lat, lon, far_km="auto") -> tuple[np.ndarray, dict]:
     """
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
-    if far_km is None or lat.size == 0:
+    if isinstance(far_km, str) and far_km not in ("auto", "off"):
+        raise ValueError(f"far_km must be 'auto', a positive number of km, 'off' or None, got {far_km!r}")
+    if far_km is None or far_km == "off" or lat.size == 0:
         return np.zeros(lat.size, dtype=bool), {}
-    if isinstance(far_km, str):
-        if far_km != "auto":
-            raise ValueError(f"far_km must be 'auto', a positive number of km or None, got {far_km!r}")
-    elif isinstance(far_km, bool) or not isinstance(far_km, (int, float, np.integer, np.floating)) or not far_km > 0:
-        raise ValueError(f"far_km must be 'auto', a positive number of km or None, got {far_km!r}")
+    if not isinstance(far_km, str) and (isinstance(far_km, bool) or not isinstance(far_km, (int, float, np.integer, np.floating)) or not far_km > 0):
+        raise ValueError(f"far_km must be 'auto', a positive number of km, 'off' or None, got {far_km!r}")
     c_lat, c_lon = float(np.median(lat)), _median_lon(lon)
     d = haversine_m(c_lat, c_lon, lat, lon) / 1000.0
     med = float(np.median(d))

@@ -64,8 +64,10 @@ def test_far_km_fixed_or_off(city):
     assert list(es.rejected.index) == [3]
     bad.loc[4, ["lat", "lon"]] = [48.85, 2.35]
     assert len(EventSet.from_frame(bad, far_km=None)) == len(bad)
-    with pytest.raises(ValueError, match="far_km"):
-        EventSet.from_frame(bad, far_km=-1)
+    assert len(EventSet.from_frame(bad, far_km="off")) == len(bad)
+    for wrong in (-1, 0, "far", True, float("nan")):
+        with pytest.raises(ValueError, match="far_km"):
+            EventSet.from_frame(bad, far_km=wrong)
 
 
 def test_far_rule_is_robust_to_a_large_minority():
