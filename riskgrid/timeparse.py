@@ -290,7 +290,7 @@ def parse_times(col: pd.Series, time_format: str | None = None, year_range=None)
             masks["time_out_of_range"] = masks["time_out_of_range"] | out
             parsed = parsed.where(~out)
     if masks["time_out_of_range"].any():
-        details["time_out_of_range"] = f"accepted years {first}..{last} (year_range=)"
+        details["time_out_of_range"] = f"accepted years {first}..{last}"
     return ParsedTimes(parsed=parsed, masks=masks, details=details, time_format=used_format)
 
 
