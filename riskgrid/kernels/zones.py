@@ -9,7 +9,8 @@ the rank order (highest risk, ties lowest index). For each anchor, the sets
 are enumerated once each with the "extend by a frontier cell, exclude the
 frontier cells already tried" scheme of Wernicke's ESU algorithm (2006),
 restricted to the cells that rank after the anchor and lie within the
-diameter of it. A branch is cut when its summed risk plus the largest
+diameter of it and within ``max_cells - 1`` steps of it through such cells.
+A branch is cut when its summed risk plus the largest
 ``max_cells - |S|`` risks still addable cannot reach the best set found, and
 the anchor loop stops once ``max_cells * risk[anchor]`` cannot (every member
 of a set ranks after its anchor). Ties in risk go to the smaller set, then to
@@ -105,8 +106,8 @@ def best_compact_set(risk, lat_rad, lon_rad, adj_indptr, adj_indices, order, ava
     for p in range(n):
         pos_of[order[p]] = p
     g2l = np.full(n, -1, dtype=np.int64)
-    # angular half-widths of the bounding box that holds every cell within the diameter
-    dlat_max = max_diameter_m / radius_m
+    seen = np.zeros(n, dtype=np.int64)
+    depth = np.empty(n, dtype=np.int64)
     loc = np.empty(n, dtype=np.int64)
     members = np.empty(max_cells, dtype=np.int64)  # local ids, members[d] added at level d
     cur_at = np.empty(max_cells, dtype=np.float64)
@@ -124,20 +125,41 @@ def best_compact_set(risk, lat_rad, lon_rad, adj_indptr, adj_indices, order, ava
             break
         if not available[a]:
             continue
-        # local candidate list: the anchor, then available cells ranking after it within the diameter, in rank order
-        coslat = np.cos(lat_rad[a])
-        dlon_max = dlat_max / max(coslat, 1e-6)
+        # local candidate list: the available cells ranking after the anchor that lie within the diameter of it
+        # and can be reached from it in at most max_cells - 1 steps through such cells (breadth-first), then
+        # put in rank order (the anchor first)
+        stamp = pa + 1
+        seen[a] = stamp
         m = 1
         loc[0] = a
-        for pj in range(pa + 1, n):
-            j = order[pj]
-            if not available[j]:
+        depth[0] = 0
+        head = 0
+        while head < m:
+            u = loc[head]
+            du = depth[head]
+            head += 1
+            if du >= max_cells - 1:
                 continue
-            if abs(lat_rad[j] - lat_rad[a]) > dlat_max * 1.001 or abs(lon_rad[j] - lon_rad[a]) > dlon_max * 1.001:
-                continue
-            if _hav_m(lat_rad[a], lon_rad[a], lat_rad[j], lon_rad[j], radius_m) <= max_diameter_m:
+            for q in range(adj_indptr[u], adj_indptr[u + 1]):
+                j = adj_indices[q]
+                if seen[j] == stamp:
+                    continue
+                seen[j] = stamp
+                if not available[j] or pos_of[j] <= pa:
+                    continue
+                if _hav_m(lat_rad[a], lon_rad[a], lat_rad[j], lon_rad[j], radius_m) > max_diameter_m:
+                    continue
                 loc[m] = j
+                depth[m] = du + 1
                 m += 1
+        if m > 2:
+            ranks = np.empty(m - 1, dtype=np.int64)
+            for u in range(1, m):
+                ranks[u - 1] = pos_of[loc[u]]
+            srt = np.argsort(ranks)
+            tail = loc[1:m].copy()
+            for u in range(m - 1):
+                loc[1 + u] = tail[srt[u]]
         for u in range(m):
             g2l[loc[u]] = u
         lr = np.empty(m, dtype=np.float64)
