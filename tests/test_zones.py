@@ -314,3 +314,18 @@ def test_products_number_zones_the_same_way(sim_city, tmp_path):
     fc = json.load(open(write_zones_geojson(zs, tmp_path / "zones.geojson")))
     assert {f["properties"]["zone"] for f in fc["features"]} == want
     assert set(zs.to_frame().zone) == want == set(zs.cells_frame().zone)
+
+
+@pytest.mark.parametrize("diam", [2.1, 100.0])
+def test_compact_large_zones_match_bruteforce(diam):
+    """Zones of up to 7 cells on a 19-cell disk (the breadth-first candidate limit of max_cells - 1 steps)."""
+    grid = _disk_grid(radius=2)
+    lat, lon = grid.centroids_latlon
+    d_m = diam * rg.zones.default_max_diameter_m(grid) / 2.1
+    for seed in range(3):
+        risk = np.random.default_rng(200 + seed).gamma(0.4, 1.0, len(grid))
+        risk[np.random.default_rng(seed).random(len(grid)) < 0.3] = 0.0  # zero cells: bridges or left out
+        zs = rg.select_zones(risk, grid, n_zones=2, max_cells=7, min_gap_rings=0, max_diameter_m=d_m)
+        ref = naive_select_compact(risk, grid.cells, lat, lon, 2, 7, 0, d_m)
+        assert [sorted(z.cells.tolist()) for z in zs.zones] == ref
+        _check_constraints(zs, grid, 2, 7, 0, d_m)
