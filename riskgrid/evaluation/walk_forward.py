@@ -20,6 +20,7 @@ from sklearn.base import clone
 from .._runtime import progress_enabled
 from ..events import EventSet
 from ..grid import HexGrid
+from ..models._base import match_horizon, split_target
 from ..metrics import DEFAULT_COVERAGE, check_coverage, evaluate, poisson_loglik, risk_values
 from ..zones import zones_metric
 
@@ -57,8 +58,18 @@ def backtest_origins(events: EventSet, start, end, step_days: float) -> np.ndarr
     return origins[origins < t_end]
 
 
-def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverage, extra_metrics, on_error="raise"):
-    """Fit and score every model at one origin ``t`` (days). Returns a list of row dicts."""
+def _warm(model) -> bool:
+    """Whether a model asks to be refitted in place across origins (scikit-learn ``warm_start``)."""
+    return bool(model.get_params(deep=False).get("warm_start", False)) if hasattr(model, "get_params") else False
+
+
+def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverage, extra_metrics, on_error="raise",
+                target=None):
+    """Fit and score every model at one origin ``t`` (days). Returns a list of row dicts.
+
+    ``target`` (category labels, ``None`` = all) is passed to every model's
+    ``fit``; only target events are counted as observed.
+    """
     n_cells = len(grid)
     lo = None if train_days is None else t - train_days
     train = events.between(lo, t)
@@ -66,6 +77,8 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
     i1 = int(np.searchsorted(events.t, t + horizon_days, side="left"))
     c = cell[i0:i1]
     ok = c >= 0
+    if target is not None:
+        ok &= np.isin(events.codes[i0:i1], [events.categories.index(k) for k in target])
     observed = np.bincount(c[ok], weights=events.weight[i0:i1][ok], minlength=n_cells).astype(float)
     origin_ts = events.to_timestamp(t)
     if len(train) == 0:
@@ -76,11 +89,12 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
     area = grid.area_m2
     rows = []
     for name, proto in models.items():
-        model = clone(proto)
+        # a warm-starting model is the caller's live instance (kept across origins), others a fresh clone
+        model = proto if _warm(proto) else match_horizon(clone(proto), horizon_days)
         t0 = time.perf_counter()
         error = ""
         try:
-            model.fit(train, grid, end=t)
+            model.fit(train, grid, end=t, target=target)
             t1 = time.perf_counter()
             risk = model.predict(t, horizon_days)
             t2 = time.perf_counter()
@@ -140,6 +154,8 @@ def backtest(
     train_days: float | None = None,
     coverage: Sequence[float] = DEFAULT_COVERAGE,
     categories: Sequence[str] | str | None = None,
+    target: Sequence[str] | str | None = None,
+    indicators: Sequence[str] | str | None = None,
     n_jobs: int | None = None,
     extra_metrics: Mapping[str, Callable] | None = None,
     progress: bool | None = None,
@@ -155,9 +171,17 @@ def backtest(
     asked for the expected counts per cell in ``[t, t + horizon_days)``; the
     forecast is scored against the events of that window.
 
-    No model amortises its refits: every origin is a fresh fit, so origins are
-    independent (and can run in parallel with ``n_jobs``). The baselines fit
-    in one pass over the events, so warm starts would gain nothing.
+    Amortised refits: a model with ``warm_start=True`` (GridHawkes: EM from
+    the previous origin's parameters; FeatureForecaster with
+    ``refit_every_days``: the estimator learned at the last point of its
+    fixed refit schedule) is not cloned per origin in a serial run: one live
+    copy is refitted at each origin in time order. Each such model documents
+    why its result equals a cold fit (exactly, or within its EM tolerance);
+    with ``n_jobs > 1`` every origin is a cold fit. The baselines fit in one
+    pass over the events, so warm starts would gain nothing.
+
+    ``horizon_days``: a model whose own ``horizon_days`` parameter is
+    ``None`` (FeatureForecaster, WalkForwardSearch) is given the backtest's.
 
     Parameters
     ----------
@@ -181,6 +205,12 @@ def backtest(
     categories : str or list of str, optional
         Keep only these event categories (for training and scoring). A model
         that forecasts per category is scored on the sum over categories.
+    target, indicators : str or list of str, optional
+        Target categories (forecast and scored: only their events count as
+        observed) and indicator categories (passed to the models that use
+        them, never scored). Default: every category (after ``categories``)
+        is a target, no indicators. With ``target`` set, the events are cut
+        to ``target + indicators``.
     n_jobs : int, optional
         Origins run in this many worker processes (joblib/loky; ``-1`` = all
         cores); ``None`` or 1 = serial. The result does not depend on it.
@@ -255,6 +285,9 @@ def backtest(
             raise ValueError(f"extra metric name {k!r} clashes with a standard column")
     if categories is not None:
         events = events.select(categories)
+    target, indicators = split_target(events.categories, target, indicators)
+    if target is not None:
+        events = events.select(list(target) + list(indicators))
     if len(events) == 0:
         raise ValueError("no event left after the category filter")
     origins = backtest_origins(events, start, end, step_days)
@@ -265,14 +298,21 @@ def backtest(
 
     args = (events, cell, grid)
     if n_jobs is None or n_jobs == 1:
+        # models with warm_start=True keep one live copy across the (time-ordered) origins; they
+        # must give the result of a cold fit (each model's warm_start documents how it does)
+        models = {k: match_horizon(clone(m), horizon_days) if _warm(m) else m for k, m in models.items()}
         jobs = (
-            _run_origin(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error) for t in origins
+            _run_origin(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error, target)
+            for t in origins
         )
     else:
         from joblib import Parallel, delayed
 
+        models = {k: m.set_params(warm_start=False) if _warm(m) else m for k, m in
+                  ((k, clone(m)) for k, m in models.items())}  # origins in other processes: cold fits
         jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_run_origin)(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error)
+            delayed(_run_origin)(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error,
+                                 target)
             for t in origins
         )
     if progress:
@@ -292,6 +332,8 @@ def backtest(
         "train_days": None if train_days is None else float(train_days),
         "coverage": list(cov),
         "categories": None if categories is None else list(np.atleast_1d(categories)),
+        "target": None if target is None else list(target),
+        "indicators": list(indicators),
         "n_cells": len(grid),
         "h3_resolution": grid.resolution,
     }

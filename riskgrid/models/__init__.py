@@ -11,8 +11,9 @@ from .grid_hawkes import GridHawkes
 from .sepp import SEPP
 from .near_repeat import NearRepeat
 from .feature_forecaster import FeatureForecaster
+from .selection import WalkForwardSearch, select_model
 
-__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot", "KDEHotspot", "ProspectiveHotspot", "GridHawkes", "SEPP", "NearRepeat", "FeatureForecaster"]
+__all__ = ["RiskModel", "risk_dataarray", "make_model", "available_models", "CountHotspot", "KDEHotspot", "ProspectiveHotspot", "GridHawkes", "SEPP", "NearRepeat", "FeatureForecaster", "WalkForwardSearch", "select_model"]
 
 
 def available_models() -> list[str]:

@@ -26,7 +26,7 @@ from ..errors import LeakageError, NotFittedError
 from ..events import EventSet, to_days
 from ..grid import HexGrid
 
-__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target"]
+__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target", "split_target", "match_horizon"]
 
 
 def resolve_target(categories, target) -> tuple[str, ...]:
@@ -52,6 +52,34 @@ def resolve_target(categories, target) -> tuple[str, ...]:
     if len(set(labels)) != len(labels):
         raise ValueError(f"target lists a category twice: {labels}")
     return tuple(str(lab) for lab in labels)
+
+
+def split_target(categories, target=None, indicators=None) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """Validate a target/indicator split of the known ``categories``.
+
+    Returns ``(target, indicators)``: ``target`` is ``None`` when no target was
+    given (every category is a target; indicators must then be empty), else a
+    tuple of labels; indicators a tuple disjoint from the target.
+    """
+    ind = () if indicators is None else ((indicators,) if isinstance(indicators, str) else tuple(indicators))
+    if target is None:
+        if ind:
+            raise ValueError("indicators need a target: name the target categories too")
+        return None, ()
+    tgt = resolve_target(categories, target)
+    ind_ok = resolve_target(categories, ind) if ind else ()
+    both = sorted(set(tgt) & set(ind_ok))
+    if both:
+        raise ValueError(f"categories {both} are both target and indicator")
+    return tgt, ind_ok
+
+
+def match_horizon(model, horizon_days: float):
+    """Give a model whose ``horizon_days`` parameter is ``None`` the job's horizon (days); returns the model."""
+    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    if "horizon_days" in params and params["horizon_days"] is None:
+        model.set_params(horizon_days=float(horizon_days))
+    return model
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None, unit: str = "") -> int:

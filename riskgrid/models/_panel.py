@@ -202,8 +202,8 @@ def build_features(
             add((iw[i] + r1[i]) / span(w), f"{label}_cnt_{_label(w)}d_r1")
     if spec.calendar:
         mid = EventSet.origin + pd.to_timedelta(origins + horizon_days / 2.0, unit="D")
-        doy = (mid.dayofyear.to_numpy() - 1 + mid.hour.to_numpy() / 24.0) / 365.25
-        dow = (mid.dayofweek.to_numpy() + mid.hour.to_numpy() / 24.0) / 7.0
+        doy = (mid.day_of_year.to_numpy() - 1 + mid.hour.to_numpy() / 24.0) / 365.25
+        dow = (mid.day_of_week.to_numpy() + mid.hour.to_numpy() / 24.0) / 7.0
         for nm, v in (("doy_sin", np.sin(2 * np.pi * doy)), ("doy_cos", np.cos(2 * np.pi * doy)),
                       ("dow_sin", np.sin(2 * np.pi * dow)), ("dow_cos", np.cos(2 * np.pi * dow))):
             add(np.repeat(v[:, None], n_cells, axis=1), nm)

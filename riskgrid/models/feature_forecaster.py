@@ -35,11 +35,12 @@ class FeatureForecaster(RiskModel):
 
     Parameters
     ----------
-    horizon_days : float
+    horizon_days : float or None
         Length (days) of the forecast window the estimator learns: panel
         labels are target counts in ``[origin, origin + horizon_days)``. A
         prediction for another horizon is rescaled linearly (events per day
-        times its length).
+        times its length). ``None``: the horizon of the job or backtest that
+        runs the model (7 days when fitted directly).
     panel_days : float
         Training-panel origins span the last ``panel_days`` days before the end
         of the fit (features of each origin use every earlier event passed to
@@ -81,6 +82,18 @@ class FeatureForecaster(RiskModel):
         numeric column each; cells missing from the table get 0.
     random_state : int
         Seed of the zero-row subsample and of the boosted trees.
+    refit_every_days : float or None
+        Amortised learning: the estimator is learned on a panel that ends at
+        the latest point of a fixed schedule ``k * refit_every_days`` days
+        since 1970-01-01 00:00 that is not after the end of the fit; events
+        from there to the end still enter the features of the forecast. The
+        schedule is fixed, so a fit depends only on its data and end, never
+        on earlier fits. ``None``: learn at every fit (panel ends at the end).
+    warm_start : bool
+        Reuse the estimator of the previous ``fit`` of this instance when it
+        was learned at the same schedule point on the same events (results
+        identical to a cold fit; walk-forward backtests keep one instance per
+        model across origins for this).
 
     Attributes
     ----------
@@ -115,7 +128,7 @@ class FeatureForecaster(RiskModel):
 
     def __init__(
         self,
-        horizon_days: float = 7.0,
+        horizon_days: float | None = None,
         panel_days: float = 365.0,
         origin_spacing_days: float | None = None,
         estimator: str = "auto",
@@ -124,10 +137,12 @@ class FeatureForecaster(RiskModel):
         validation_days: float = 91.0,
         alpha: float = 1e-3,
         top_weight: float | None = None,
-        max_rows: int = 400_000,
+        max_rows: int = 150_000,
         features: dict | None = None,
         covariates=None,
         random_state: int = 0,
+        refit_every_days: float | None = None,
+        warm_start: bool = False,
     ):
         self.horizon_days = horizon_days
         self.panel_days = panel_days
@@ -142,10 +157,12 @@ class FeatureForecaster(RiskModel):
         self.features = features
         self.covariates = covariates
         self.random_state = random_state
+        self.refit_every_days = refit_every_days
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
     def _check_params(self):
-        h = check_number("horizon_days", self.horizon_days, unit="days")
+        h = 7.0 if self.horizon_days is None else check_number("horizon_days", self.horizon_days, unit="days")
         check_number("panel_days", self.panel_days, unit="days")
         spacing = check_number("origin_spacing_days", self.origin_spacing_days, allow_none=True, unit="days")
         if self.estimator not in ESTIMATORS:
@@ -160,6 +177,9 @@ class FeatureForecaster(RiskModel):
         check_number("top_weight", self.top_weight, allow_none=True)
         check_int("max_rows", self.max_rows, 1000)
         check_int("random_state", self.random_state, 0)
+        check_number("refit_every_days", self.refit_every_days, allow_none=True, unit="days")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}")
         try:
             spec = dataclasses.replace(FeatureSpec(), **{k: (tuple(v) if isinstance(v, list) else v)
                                                          for k, v in (self.features or {}).items()})
@@ -201,23 +221,39 @@ class FeatureForecaster(RiskModel):
         self.indicator_codes_ = np.array([events.categories.index(c) for c in self.indicators_], dtype=np.int64)
         self.cov_, self.cov_names_ = self._covariate_matrix(grid)
         self._cache = {}
-        last = end_days - h
-        first = max(end_days - float(self.panel_days), self.data_start_ + min(28.0, h))
+        r = self.refit_every_days
+        learn_end = end_days if r is None else math.floor(end_days / float(r) + 1e-9) * float(r)
+        n_before = int(np.searchsorted(events.t, learn_end, side="left"))
+        key = (learn_end, self.data_start_, n_before, float(events.t[:n_before].sum()), events.categories,
+               self.target_, grid.resolution, len(grid), repr(sorted(self.get_params().items(), key=str)))
+        state = getattr(self, "_learned", None)
+        if not (self.warm_start and state is not None and state["key"] == key):
+            state = self._learn_panel(events, cell, grid, learn_end, h, spacing)
+            state["key"] = key
+        self._learned = state
+        for k, v in state.items():
+            if k != "key":
+                setattr(self, k, v)
+        self.learn_end_ = learn_end
+
+    def _learn_panel(self, events, cell, grid, learn_end, h, spacing) -> dict:
+        """Build the training panel ending at ``learn_end`` (days) and learn the estimator."""
+        last = learn_end - h
+        first = max(learn_end - float(self.panel_days), self.data_start_ + min(28.0, h))
         n = int(math.floor((last - first) / spacing + 1e-9)) + 1
         origins = last - spacing * np.arange(max(n, 0))[::-1]
-        n_target = float(np.isin(events.codes, self.target_codes_)[cell >= 0].sum())
+        n_target = float(np.isin(events.codes, self.target_codes_)[(cell >= 0) & (events.t < learn_end)].sum())
         if origins.size < 4:
             raise ValueError(
                 f"FeatureForecaster needs at least 4 training origins (got {max(origins.size, 0)}): the fit window "
-                f"({end_days - self.data_start_:.1f} days of events) must exceed ~28 days + 4 x origin_spacing_days "
-                f"({spacing:g}) inside panel_days ({self.panel_days:g})"
+                f"({learn_end - self.data_start_:.1f} days of events before the learning point) must exceed ~28 days "
+                f"+ 4 x origin_spacing_days ({spacing:g}) inside panel_days ({self.panel_days:g})"
             )
         if n_target < 10:
             raise ValueError(f"FeatureForecaster needs at least 10 target events in the grid to learn from, got {n_target:g}")
         X, names = self._features(origins)
         y = panel_labels(events, cell, len(grid), origins, h, self.target_codes_)
         self.feature_names_ = names
-        self.panel_origins_ = origins
         o_idx = np.repeat(np.arange(origins.size), len(grid))
         X2, y2 = X.reshape(-1, X.shape[-1]), y.reshape(-1)
         w2 = self._row_weights(X, names)
@@ -226,13 +262,23 @@ class FeatureForecaster(RiskModel):
         self.validation_scores_ = {}
         if choice == "auto":
             choice = self._select(X2, y2, w2, o_idx, origins, spacing)
-        self.estimator_ = choice
         keep, wk = self._subsample(y2, w2)
-        self.models_ = self._learn(choice, X2[keep], y2[keep], wk)
-        self.n_panel_rows_ = int(keep.size)
         last_rows = o_idx >= max(0, origins.size - 4)
-        self._importance_panel = (X2[last_rows], y2[last_rows])
-        self.train_rate_ = float(y.sum() / (origins.size * h))
+        return {
+            "feature_names_": names,
+            "panel_origins_": origins,
+            "estimator_": choice,
+            "validation_scores_": self.validation_scores_,
+            "models_": self._learn(choice, X2[keep], y2[keep], wk),
+            "n_panel_rows_": int(keep.size),
+            "log_cols_": self.log_cols_,
+            "offsets_": self.offsets_,
+            "mean_": self.mean_,
+            "scale_": self.scale_,
+            "_importance_panel": (X2[last_rows], y2[last_rows]),
+            "_importances": None,
+            "train_rate_": float(y.sum() / (origins.size * h)),
+        }
 
     def _row_weights(self, X, names):
         w = np.ones(X.shape[0] * X.shape[1])
@@ -262,20 +308,26 @@ class FeatureForecaster(RiskModel):
 
     # ------------------------------------------------------------ estimators
     def _transform_fit(self, X):
+        """Learn the GLM's feature transform on the training panel.
+
+        Every count-like feature ``x >= 0`` enters twice, as ``log(x + 0.05 m)``
+        and ``log(x + m)`` with ``m`` its mean over the panel: with a log link,
+        ``exp(b log(x + a))`` is the empirical-Bayes (gamma-Poisson) shrinkage
+        ``(x + a)^b``, and two offsets let the fit choose how strongly each
+        window is shrunk. Then every column is standardised.
+        """
         names = self.feature_names_
         self.log_cols_ = np.array([not (n.startswith(("doy_", "dow_", "log_area", "cov_"))) for n in names])
-        Z = X[:, self.log_cols_]
-        m = Z.mean(axis=0)
-        self.offsets_ = np.where(m > 0, m, 1.0)  # log(x + typical level): scale-free, finite at 0
+        m = X[:, self.log_cols_].mean(axis=0)
+        self.offsets_ = np.where(m > 0, m, 1.0)
         T = self._transform_raw(X)
         self.mean_ = T.mean(axis=0)
         sd = T.std(axis=0)
         self.scale_ = np.where(sd > 0, sd, 1.0)
 
     def _transform_raw(self, X):
-        T = np.array(X, dtype=np.float64, copy=True)
-        T[:, self.log_cols_] = np.log(T[:, self.log_cols_] + self.offsets_)
-        return T
+        Z = X[:, self.log_cols_]
+        return np.hstack([np.log(Z + 0.05 * self.offsets_), np.log(Z + self.offsets_), X[:, ~self.log_cols_]])
 
     def _transform(self, X):
         return (self._transform_raw(X) - self.mean_) / self.scale_
