@@ -13,7 +13,7 @@ import pytest
 from h3.api import numpy_int as h3i
 
 import riskgrid as rg
-import riskgrid.io as rio
+import riskgrid.products as rio
 import riskgrid.products.raster as rraster
 from naive_zones import naive_select_zones
 from riskgrid.models import available_models

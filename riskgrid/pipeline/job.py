@@ -146,10 +146,10 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     from .source import load_job_events
     from .specs import ForecastJob
 
-    job = ForecastJob.from_config(cfg, date=day)
     train_days = float(cfg["forecast"]["train_days"])
     horizon = float(cfg["forecast"]["horizon_days"])
     with step("read events"):
+        job = ForecastJob.from_config(cfg, date=day)  # (a simulated city is simulated here)
         events = load_job_events(job)
         hashes = input_hashes(cfg)
     fc = fit_forecast(job, events, step=step)
