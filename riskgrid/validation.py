@@ -103,6 +103,16 @@ def _duplicates(df, valid, parsed, la, lo, time, lat, lon, id_col) -> tuple[np.n
         key = df.iloc[pos].drop(columns=[time, lat, lon]).reset_index(drop=True)
         key["__time"] = pd.DatetimeIndex(parsed.iloc[pos]).asi8
         key["__lat"], key["__lon"] = la[pos], lo[pos]
+    # rows with a unique hash cannot repeat another row: compare only the others exactly
+    try:
+        hashed = pd.util.hash_pandas_object(key, index=False)
+    except TypeError:  # unhashable cells (lists, dicts): compare their text
+        key = key.map(repr)
+        hashed = pd.util.hash_pandas_object(key, index=False)
+    maybe = hashed.duplicated(keep=False).to_numpy()
+    if not maybe.any():
+        return dup, first_of
+    key, pos = key.loc[maybe].reset_index(drop=True), pos[maybe]
     try:
         codes = key.groupby(list(key.columns), sort=False, dropna=False).ngroup().to_numpy()
     except TypeError:  # unhashable cells (lists, dicts): compare their text
