@@ -242,7 +242,9 @@ def audit_exposure(log: pd.DataFrame, *, cells=None, regions=None, region_key: s
         Event table with ``timestamp``, ``lat``, ``lon`` and optionally
         ``source``: the reported events (``source`` in ``reported_sources``;
         all rows without a ``source`` column) of the ``reported_window_days``
-        before each run give each region's share of resident-reported events.
+        before each run give each region's share of resident-reported events
+        (an event counts for the region holding the centre of its H3 cell,
+        as the flagged cells do).
     reported_sources : sequence of str
         ``source`` values that count as reported by residents.
     reported_window_days : float
@@ -343,7 +345,8 @@ def audit_exposure(log: pd.DataFrame, *, cells=None, regions=None, region_key: s
     # regions
     names = _region_names(fc, region_key) if fc["features"] else []
     total_flags_run = flags.sum(axis=0).astype(float)
-    reported_share = _reported_shares(events, runs, universe, region, names, reported_sources, reported_window_days)
+    reported_share = _reported_shares(events, runs, universe, fc, region_key, names, reported_sources,
+                                      reported_window_days)
     per_run_rows, reg_rows, warnings = [], [], []
     for nm in names:
         m = region == nm
@@ -397,7 +400,7 @@ def _ratio(a, b) -> float:
     return float(a) / float(b) if b else float("nan")
 
 
-def _reported_shares(events, runs, universe, region, names, reported_sources, window_days) -> dict:
+def _reported_shares(events, runs, universe, fc, region_key, names, reported_sources, window_days) -> dict:
     """Per region, per run: share of the reported events of the look-back window that lie in the region."""
     if events is None or not names or not runs:
         return {}
@@ -409,14 +412,14 @@ def _reported_shares(events, runs, universe, region, names, reported_sources, wi
         ev = ev[ev["source"].isin(list(reported_sources))]
     from .grid import latlng_to_cells
 
+    # each event goes to the region holding the centre of its H3 cell (at the log's resolution), as cells do
     res = h3.get_resolution(str(universe[0]))
     ts = pd.to_datetime(ev["timestamp"]).to_numpy()
     ev_cells = latlng_to_cells(ev["lat"].to_numpy(dtype=float), ev["lon"].to_numpy(dtype=float), res)
-    uni_int = np.array([h3.str_to_int(c) for c in universe], dtype=np.uint64)
-    order = np.argsort(uni_int)
-    pos = np.minimum(np.searchsorted(uni_int[order], ev_cells), uni_int.size - 1)
-    hit = uni_int[order][pos] == ev_cells
-    ev_region = np.where(hit, region[order][pos], NO_REGION).astype(object)
+    uniq, inverse = np.unique(ev_cells, return_inverse=True)
+    ll = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in uniq], dtype=float).reshape(-1, 2)
+    ev_region = assign_regions(ll[:, 0], ll[:, 1], fc, region_key)[inverse.ravel()] if uniq.size else \
+        np.zeros(0, dtype=object)
     out = {nm: np.full(len(runs), np.nan) for nm in names}
     win = np.timedelta64(int(round(window_days * 86400)), "s")
     for t, r in enumerate(runs):

@@ -229,3 +229,30 @@ def test_planted_feedback_loop_is_flagged(tmp_path, feedback, seed):
     reg_of = dict(zip(res.cells.h3, res.cells.region))
     er = np.array([reg_of.get(h3.latlng_to_cell(a, b, 9), "") for a, b in zip(w.lat, w.lon)])
     assert last.loc["West", "reported_share"] == pytest.approx((er == "West").sum() / (er != "").sum())
+
+
+def test_audit_command_on_thirty_nights(tmp_path):
+    """``riskgrid audit OUT_ROOT --regions ... --events ...`` on the planted loop: counts, warning, files."""
+    from click.testing import CliRunner
+
+    from riskgrid.commands.audit import command
+
+    grid, nights, events = _simulate_nights(True, seed=3)
+    for day, flagged in nights:
+        append_exposure(tmp_path, day, flagged, model="CountHotspot", horizon_days=1)
+    fc, _ = _halves(grid)
+    (tmp_path / "regions.geojson").write_text(json.dumps(fc))
+    events.rename(columns={"source": "provenance"}).to_parquet(tmp_path / "events.parquet")
+    r = CliRunner().invoke(command, [str(tmp_path), "--regions", str(tmp_path / "regions.geojson"), "--events",
+                                     str(tmp_path / "events.parquet"), "--source-column", "provenance"])
+    assert r.exit_code == 0, r.output
+    assert "30 runs from 2017-05-01 to 2017-05-30" in r.output
+    assert r.output.count("WARNING: region") == 1
+    regions = pd.read_csv(tmp_path / "audit" / "audit_regions.csv").set_index("region")
+    log = read_exposure(tmp_path)
+    west = np.array([h3.cell_to_latlng(c)[1] < CENTRE[1] for c in log.h3])
+    assert regions.loc["West", "n_flags"] == west.sum()  # naive recount
+    assert (tmp_path / "audit" / "audit_map.png").exists()
+    bad = CliRunner().invoke(command, [str(tmp_path), "--events", str(tmp_path / "events.parquet"), "--source-column",
+                                       "nope"])
+    assert bad.exit_code != 0 and "nope" in bad.output
