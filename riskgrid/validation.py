@@ -96,9 +96,15 @@ def _duplicates(df, valid, parsed, la, lo, time, lat, lon, id_col) -> tuple[np.n
     if pos.size < 2:
         return dup, first_of
     if id_col is not None:
-        key = pd.DataFrame({"id": df[id_col].iloc[pos].to_numpy()})
-        usable = key["id"].notna().to_numpy()
-        key, pos = key.loc[usable].reset_index(drop=True), pos[usable]
+        ids = df[id_col].iloc[pos].reset_index(drop=True)
+        usable = ids.notna().to_numpy()
+        ids, pos = ids[usable].reset_index(drop=True), pos[usable]
+        is_dup = ids.duplicated(keep="first").to_numpy()
+        if is_dup.any():
+            first_pos = pd.Series(pos[~is_dup], index=ids[~is_dup].to_numpy())
+            dup[pos[is_dup]] = True
+            first_of[pos[is_dup]] = first_pos.loc[ids[is_dup].to_numpy()].to_numpy()
+        return dup, first_of
     else:
         key = df.iloc[pos].drop(columns=[time, lat, lon]).reset_index(drop=True)
         key["__time"] = pd.DatetimeIndex(parsed.iloc[pos]).asi8
