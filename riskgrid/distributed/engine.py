@@ -236,7 +236,7 @@ def run_jobs(
         Dask retries of a task whose worker died or that raised outside the
         job's own error handling.
     progress : bool, optional
-        tqdm progress bar on stderr (default: on unless ``RISKGRID_QUIET=1``).
+        tqdm progress bar on stderr (default: off, unless ``RISKGRID_PROGRESS=1``; the CLI turns it on).
     numba_threads : int, optional
         Numba threads per task (default: the local cluster's share of the
         cores; unchanged on a user's cluster).
