@@ -306,9 +306,10 @@ def default_max_diameter_m(grid: HexGrid) -> float:
 
     A cell and its ring of six neighbours (centroid diameter 2 spacings) fits;
     a straight line of four cells (3 spacings) does not. At H3 resolution 9
-    this is about 630 m between centroids (about 1 km of ground across the
-    zone). A grid with no two neighbouring cells gets 2.1 x the average
-    centroid spacing of its resolution.
+    this is about 745 m between centroids in Chicago and 725 m in New York (a 7-cell
+    disk then measures about 1.1 km edge to edge). A grid with no two
+    neighbouring cells gets 2.1 x sqrt(3) x the average edge length of its
+    resolution.
     """
     indptr, indices, _ = grid.neighbours(1)
     lat, lon = grid.centroids_latlon
@@ -354,7 +355,7 @@ def select_zones(risk, grid: HexGrid, n_zones: int = 4, max_cells: int = 7, min_
         Compact mode: largest great-circle distance between two cell
         **centroids** of a zone, metres (the ground extent is about one
         hexagon width more). Default :func:`default_max_diameter_m` (about
-        630 m at resolution 9). Ignored in greedy mode.
+        740 m at resolution 9). Ignored in greedy mode.
     max_nodes : int
         Compact mode: search budget per zone (sets examined); when it runs
         out the best set found is used and the zone has ``exact=False``.
