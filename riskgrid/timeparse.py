@@ -160,9 +160,18 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _read_strings(strings: pd.Series, labels, column: str, time_format: str | None):
-    """Read a column of strings. Returns ``(us, ok, aware, masks, details, format)`` over the string rows."""
+def _read_strings(strings: pd.Series, labels, column: str, time_format: str | None, counts=None):
+    """Read distinct strings. Returns ``(us, ok, aware, masks, details, format)`` over them.
+
+    ``counts``: rows holding each string (for the row counts of the choice and
+    the messages); ``labels``: the label of a row holding it.
+    """
     n = len(strings)
+    counts = np.ones(n, dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+
+    def rows(mask) -> int:
+        return int(counts[mask].sum())
+
     details: dict[str, str] = {}
     none = np.zeros(n, dtype=bool)
     if time_format is not None:
@@ -198,18 +207,18 @@ def _read_strings(strings: pd.Series, labels, column: str, time_format: str | No
                     covered |= r.ok
     if not reads:
         return np.zeros(n, np.int64), none, none, {"bad_timestamp": np.ones(n, bool), "mixed_formats": none}, details, None
-    order = sorted(reads, key=lambda f: -int(reads[f].ok.sum()))  # stable: ISO first on ties
+    order = sorted(reads, key=lambda f: -rows(reads[f].ok))  # stable: ISO first on ties
     best = reads[order[0]]
     for f in order[1:]:
         r = reads[f]
-        if r.ok.sum() < best.ok.sum():
+        if rows(r.ok) < rows(best.ok):
             break
         both = best.ok & r.ok
         if np.array_equal(r.ok, best.ok) and (r.us[both] != best.us[both]).any():
             i = int(np.flatnonzero(both & (r.us != best.us))[0])
             raise EventDataError(
                 f"timestamps in column {column!r} are ambiguous: formats {order[0]!r} and {f!r} read the same "
-                f"{int(best.ok.sum())} rows as different dates (row {_plain(labels[i])!r} {arr[i]!r} is "
+                f"{rows(best.ok)} rows as different dates (row {_plain(labels[i])!r} {arr[i]!r} is "
                 f"{pd.Timestamp(best.us[i], unit='us')} or {pd.Timestamp(r.us[i], unit='us')}); "
                 f"pass time_format= (e.g. time_format={order[0]!r})"
             )
@@ -231,7 +240,7 @@ def _read_strings(strings: pd.Series, labels, column: str, time_format: str | No
             alt = [g for g in reads if g not in present and (reads[g].ok & reads[f].ok & ~best.ok).any()] if f != order[0] else []
             also = f" (or {', '.join(map(repr, alt))})" if alt else ""
             parts.append(
-                f"{int(reads[f].ok.sum())} rows read as {f!r}{also} (e.g. {_examples(labels, arr, only if only.any() else reads[f].ok)})"
+                f"{rows(reads[f].ok)} rows read as {f!r}{also} (e.g. {_examples(labels, arr, only if only.any() else reads[f].ok)})"
             )
         details["mixed_formats"] = (
             f"column {column!r} mixes formats: " + "; ".join(parts)
@@ -314,12 +323,19 @@ def _parse_objects(col: pd.Series, time_format, masks, details):
     if is_str.any():
         pos = np.flatnonzero(is_str)
         strings = pd.Series(values[pos], dtype=object).str.strip()
-        empty = (strings == "").to_numpy()
-        s_us, s_ok, s_aware, s_masks, s_details, used_format = _read_strings(strings, labels[pos], str(col.name), time_format)
+        # each distinct string is read once (police data repeat timestamps a lot)
+        codes, uniq = pd.factorize(strings)
+        counts = np.bincount(codes, minlength=len(uniq))
+        first = np.unique(codes, return_index=True)[1]  # first row of each distinct string (codes 0..k-1)
+        u = pd.Series(np.asarray(uniq, dtype=object), dtype=object)
+        u_us, u_ok, u_aware, u_masks, s_details, used_format = _read_strings(
+            u, labels[pos][first], str(col.name), time_format, counts
+        )
         details.update(s_details)
-        us[pos], ok[pos], aware[pos] = s_us, s_ok, s_aware
-        bad[pos] = s_masks["bad_timestamp"] | empty
-        mixed_formats[pos] = s_masks["mixed_formats"] & ~empty
+        empty = (strings == "").to_numpy()
+        us[pos], ok[pos], aware[pos] = u_us[codes], u_ok[codes], u_aware[codes]
+        bad[pos] = u_masks["bad_timestamp"][codes] | empty
+        mixed_formats[pos] = u_masks["mixed_formats"][codes] & ~empty
     for i in np.flatnonzero(is_dt):
         v = values[i]
         try:
