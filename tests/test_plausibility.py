@@ -319,3 +319,37 @@ def test_read_events_forwards_the_rules_and_prunes_with_the_id(city, tmp_path):
     assert list(es.rejected.reason) == ["far_from_study_area"]
     # every column read: the copy equals its original in all of them
     assert sorted(rg.read_events(path, on_invalid="drop").rejected.reason) == ["duplicate", "far_from_study_area"]
+
+
+# --------------------------------------------------------------------------- timeparse details
+from riskgrid.timeparse import parse_times  # noqa: E402
+
+
+def _codes(r):
+    return {k: np.flatnonzero(m).tolist() for k, m in r.masks.items() if m.any()}
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_parse_times_strings_whitespace_missing_and_dtype(dtype):
+    s = pd.Series([" 2020-01-01 10:00 ", "2020-01-02 10:00", None, "", "   ", "2020-01-03"], dtype=dtype)
+    r = parse_times(s)
+    assert _codes(r) == {"bad_timestamp": [2, 3, 4]}
+    assert list(r.parsed.iloc[[0, 1, 5]]) == [pd.Timestamp("2020-01-01 10:00"), pd.Timestamp("2020-01-02 10:00"), pd.Timestamp("2020-01-03")]
+    assert r.time_format == "ISO8601"
+
+
+def test_parse_times_offsets_and_repeated_values():
+    s = pd.Series(["2020-01-01 12:00+02:00", "2020-01-01 12:00+00:00", "2020-01-01 12:00+02:00"] * 3)
+    r = parse_times(s)
+    assert str(r.parsed.dt.tz) == "UTC" and not _codes(r)
+    assert list(r.parsed.iloc[:3].dt.hour) == [10, 12, 10]
+    # a day-first minority among month-first rows, counted per row although values repeat
+    s = pd.Series(["01/31/2020"] * 5 + ["12/25/2020"] * 4 + ["25/12/2020"] * 2)
+    r = parse_times(s)
+    assert r.time_format == "%m/%d/%Y" and _codes(r) == {"mixed_formats": [9, 10]}
+    assert "9 rows read as '%m/%d/%Y'" in r.details["mixed_formats"] and "2 rows read as '%d/%m/%Y'" in r.details["mixed_formats"]
+
+
+def test_parse_times_unusable_format_is_a_value_error():
+    with pytest.raises(ValueError, match="time_format"):
+        parse_times(pd.Series(["2020-01-01"]), time_format=5)
