@@ -23,6 +23,7 @@ __all__ = [
     "estimate_cells_in_polygons",
     "DEFAULT_MAX_CELLS",
     "DEFAULT_MAX_BUFFER_RINGS",
+    "DEFAULT_MAX_PAIRS",
 ]
 
 #: Largest grid built by default, cells. Measured (tracemalloc, 99,556 cells at
@@ -34,6 +35,9 @@ __all__ = [
 DEFAULT_MAX_CELLS = 1_000_000
 #: Largest ``buffer_rings`` accepted by default (50 rings: ~17 km at resolution 9).
 DEFAULT_MAX_BUFFER_RINGS = 50
+#: Largest number of (cell, neighbour) pairs :meth:`HexGrid.neighbours` lists by default
+#: (two int64 arrays: 16 bytes a pair, 1.5 GiB): 1e6 cells with 2 rings (19 per cell) fit.
+DEFAULT_MAX_PAIRS = 100_000_000
 
 
 def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarray:
@@ -323,18 +327,31 @@ class HexGrid:
                 raise TypeError("assign(lat, lon) needs both arrays")
         return self.index_of(latlng_to_cells(lat, lon, self.resolution))
 
-    def neighbours(self, k: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def neighbours(self, k: int = 1, max_pairs: int = DEFAULT_MAX_PAIRS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cells within ``k`` rings of each cell, as CSR arrays.
 
         Returns ``(indptr, indices, ring)``: for cell ``i`` the neighbours are
         ``indices[indptr[i]:indptr[i+1]]`` (indices into :attr:`cells`, only
         cells that are in the grid, the cell itself first at ring 0) and
         ``ring`` holds their H3 grid distance (0..k). int64 arrays.
+
+        The number of (cell, neighbour) pairs is bounded before any work by
+        ``len(grid) × (3k(k+1) + 1)``; above ``max_pairs`` (16 bytes a pair)
+        a ``ValueError`` names ``k``, the estimate and the setting.
         """
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"k must be an integer >= 0, got {k!r}")
+        k = int(k)
         if k in self._neighbours:
             return self._neighbours[k]
+        max_pairs = _check_count("max_pairs", max_pairs, minimum=1)
+        bound = len(self) * _disk_size(k)
+        if bound > max_pairs:
+            raise ValueError(
+                f"neighbours within k={k} rings of {len(self):,} cells: up to {bound:,} cell pairs "
+                f"(~{bound * 16 / 2**30:.1f} GiB), above max_pairs={max_pairs:,}; use fewer rings "
+                f"(e.g. a smaller spillover_rings), a coarser grid, or raise max_pairs"
+            )
         indptr = np.zeros(self.cells.size + 1, dtype=np.int64)
         idx_parts, ring_parts = [], []
         for i, c in enumerate(self.cells):

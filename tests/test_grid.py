@@ -198,3 +198,13 @@ def test_dilation_equals_union_of_disks_including_pentagons(rng):
         for k in (1, 2, 4):
             ref = np.unique(np.concatenate([h3i.grid_disk(int(c), k) for c in cells]).astype(np.uint64))
             np.testing.assert_array_equal(_dilate(cells, k), ref)
+
+
+def test_neighbour_pairs_refused_before_work(sim_city):
+    grid = HexGrid.from_cells(sim_city[2].cells)  # a fresh grid: nothing memoised yet
+    n = len(grid)
+    assert grid.neighbours(2, max_pairs=n * 19)[0][-1] <= n * 19  # the bound is met exactly by interior cells
+    with pytest.raises(ValueError, match=rf"k=3 rings of {n:,} cells: up to {n * 37:,} cell pairs .* above max_pairs={n * 37 - 1:,}"):
+        grid.neighbours(3, max_pairs=n * 37 - 1)
+    with pytest.raises(ValueError, match="k must be an integer >= 0"):
+        grid.neighbours(-1)
