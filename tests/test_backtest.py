@@ -130,9 +130,9 @@ class SpyModel(RiskModel):
     def __init__(self, inner=None):
         self.inner = inner
 
-    def fit(self, events, grid, end=None):
+    def fit(self, events, grid, end=None, target=None):
         SEEN.append(("fit", float(end), float(events.t.max()), float(events.t.min())))
-        self.inner_ = clone(self.inner).fit(events, grid, end=end)
+        self.inner_ = clone(self.inner).fit(events, grid, end=end, target=target)
         self.grid_ = grid
         return self
 
