@@ -54,6 +54,7 @@ from .commands.batch import command as _batch; main.add_command(_batch, "batch")
 from .commands.forecast import command as _forecast; main.add_command(_forecast, "forecast")
 from .commands.backtest import command as _backtest; main.add_command(_backtest, "backtest")
 from .commands.knox import command as _knox; main.add_command(_knox, "knox")
+from .commands.audit import command as _audit; main.add_command(_audit, "audit")
 
 
 if __name__ == "__main__":  # pragma: no cover
