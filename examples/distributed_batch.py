@@ -71,14 +71,14 @@ def main(argv):
     jobs = make_jobs()
     if len(argv) > 1:
         print(f"running {len(jobs)} jobs on the Dask cluster at {argv[1]}")
-        res = run_jobs(jobs, argv[1])
+        res = run_jobs(jobs, argv[1], progress=True)
     else:
         with local_client() as client:
             info = client.scheduler_info()["workers"]
             print(f"LocalCluster: {len(info)} workers x {next(iter(info.values()))['nthreads']} thread(s), "
                   f"{client.riskgrid_numba_threads} Numba thread(s) per task; "
                   f"dashboard: {res_dash(client)}")
-            res = run_jobs(jobs, client)
+            res = run_jobs(jobs, client, progress=True)
     print(f"\n{res!r}")
     for line in res.failure_lines():
         print(f"FAILED {line}")
