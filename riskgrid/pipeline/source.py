@@ -21,6 +21,7 @@ so a backtest origin at ``D`` and a forecast for ``D`` share their grid.
 
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 from ..errors import ConfigError
@@ -67,8 +68,6 @@ def load_events(
     if isinstance(source, EventSet):
         events = source
     else:
-        import os
-
         events = read_events(os.fspath(source), city=city, prune_columns=True, on_invalid=on_invalid, **cols)
     if categories:
         try:
