@@ -1,10 +1,28 @@
 """Batch files (``riskgrid batch JOBS.toml``): ``[[forecast]]``/``[[backtest]]`` job tables, ``[defaults]``, ``[cluster]``.
 
-Values are checked by the job specs (:mod:`riskgrid.pipeline.specs`, the
-same checks as configuration files) and every relative path by the one
-resolver (:func:`riskgrid.pipeline.config.resolve`) against the batch file's
-folder. A job may instead name a configuration file (``config = ...``) of
-``riskgrid forecast`` / ``riskgrid backtest``.
+A job table takes one of three forms, all read by the same schema and checks:
+
+* the sections of a configuration file, inline (the schema of
+  :mod:`riskgrid.pipeline.config`: ``events``, ``grid``, ``model`` or
+  ``models``, ``forecast``, ``backtest``), plus ``name`` and ``date``; such
+  jobs (and jobs naming neither ``source`` nor ``config`` when ``[defaults]``
+  holds such sections) take the sections of ``[defaults]`` (a section of
+  their own replaces the default one whole)::
+
+      [[forecast]]
+      name = "chicago"
+      date = "2017-06-01"
+      events = { path = "chicago.parquet", category = "category" }
+      model = { name = "KDEHotspot", params = { bandwidth_m = 200 } }
+      forecast = { train_days = 365, horizon_days = 7 }
+
+* ``config = "city.toml"``: a configuration file of ``riskgrid forecast`` /
+  ``riskgrid backtest`` (its other keys override the file's job fields);
+* the fields of :class:`~riskgrid.pipeline.specs.ForecastJob` /
+  ``BacktestJob`` (``source``, ``columns``, ``model``, ...).
+
+Every relative path is resolved by the one resolver
+(:func:`riskgrid.pipeline.config.resolve`) against the batch file's folder.
 """
 
 from __future__ import annotations
@@ -14,14 +32,18 @@ import os
 from typing import Mapping
 
 from ..errors import ConfigError, RiskGridError
-from ..pipeline.config import load_config, read_toml, resolve
+from ..pipeline.config import load_config, read_toml, resolve, validate_config
 from ..pipeline.specs import BacktestJob, ForecastJob, GridSpec
 from .engine import check_names
 
 __all__ = ["load_jobs"]
 
-_FORECAST_KEYS = {f.name for f in dataclasses.fields(ForecastJob)} | {"config"}
-_BACKTEST_KEYS = {f.name for f in dataclasses.fields(BacktestJob)} | {"config"}
+#: sections of a configuration file a job table may hold inline
+_CONFIG_SECTIONS = {"events", "grid", "model", "models", "forecast", "backtest"}
+_FORECAST_KEYS = {f.name for f in dataclasses.fields(ForecastJob)} | {"config"} | _CONFIG_SECTIONS
+_BACKTEST_KEYS = {f.name for f in dataclasses.fields(BacktestJob)} | {"config"} | _CONFIG_SECTIONS
+#: keys that make a job table an inline configuration
+_INLINE_MARKERS = {"events", "forecast", "backtest"}
 _CLUSTER_KEYS = {"scheduler", "n_workers", "threads_per_worker", "memory_limit", "numba_threads", "retries"}
 
 
@@ -73,12 +95,20 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
         for i, table in enumerate(tables):
             if not isinstance(table, Mapping):
                 raise ConfigError(f"[[{kind}]] #{i + 1} must be a table, got {type(table).__name__}")
-            spec = {k: v for k, v in defaults.items() if k in allowed}
+            inline = bool(_INLINE_MARKERS & set(table)) or (
+                bool(_INLINE_MARKERS & set(defaults)) and not {"source", "config"} & set(table)
+            )
+            # an inline job takes the configuration sections of [defaults] (a section of its own replaces
+            # the default one whole); a job of the other forms takes the job fields
+            spec = {k: v for k, v in defaults.items() if k in allowed and (k in _CONFIG_SECTIONS) == inline}
             spec.update(table)
             where = f"[[{kind}]] #{i + 1}" + (f" ({spec['name']!r})" if "name" in spec else "")
             bad = sorted(set(spec) - allowed)
             if bad:
                 raise ConfigError(f"unknown key(s) {bad} in {where}; allowed: {sorted(allowed)}")
+            if inline:  # the sections of a configuration file, inline
+                jobs.append(_inline_job(kind, spec, where, path))
+                continue
             if "source" in spec:  # relative to the batch file, also when it overrides a config's
                 spec["source"] = resolve(spec["source"], base)
             if isinstance(spec.get("grid"), Mapping):
@@ -110,3 +140,28 @@ def load_jobs(path: str | os.PathLike) -> tuple[list, dict]:
     check_names(jobs)
     return jobs, cluster
 
+
+
+def _inline_job(kind: str, spec: dict, where: str, path: str):
+    """A job from configuration sections written in the job table (validated by the configuration schema)."""
+    mixed = sorted(set(spec) & {"source", "config", "columns", "categories", "on_invalid"})
+    if mixed:
+        raise ConfigError(f"{where}: {mixed} belong to the job-field form; with [events]/[forecast]/[backtest] "
+                          f"sections write them in those sections (e.g. events.path, events.categories)")
+    sections = {k: spec.pop(k) for k in sorted(_CONFIG_SECTIONS & set(spec))}
+    name, date = spec.pop("name", None), spec.pop("date", None)
+    if name is None:
+        raise ConfigError(f"{where} needs a 'name'")
+    try:
+        cfg = validate_config(sections, path=path)
+        if kind == "forecast":
+            job = ForecastJob.from_config(cfg, date=date, name=name)
+        else:
+            if date is not None:
+                raise ConfigError("'date' is a forecast key; a backtest has backtest.start and backtest.end")
+            job = BacktestJob.from_config(cfg, name=name)
+        return dataclasses.replace(job, **spec) if spec else job
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, RiskGridError) and not isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc

@@ -149,3 +149,61 @@ def test_cli_backtest_accepts_the_deprecated_output_section(tmp_path):
                    '[models.c]\nname = "CountHotspot"\n[output]\ndir = "o"\n')
     r = CliRunner().invoke(main, ["backtest", str(cfg), "-q"])
     assert r.exit_code == 1 and "event file not found" in r.output  # got past the schema to the data
+
+
+def test_batch_jobs_in_the_configuration_schema_equal_the_other_forms(tmp_path, monkeypatch):
+    """A job written with the sections of a configuration file, a `config =` job and a job-field job are one job."""
+    (tmp_path / "city.toml").write_text(textwrap.dedent("""
+        [events]
+        path = "data/e.parquet"
+        category = "category"
+        categories = ["A"]
+        [model]
+        name = "KDEHotspot"
+        params = { bandwidth_m = 200.0 }
+        [forecast]
+        train_days = 30
+        horizon_days = 7
+    """))
+    batch = tmp_path / "jobs.toml"
+    batch.write_text(textwrap.dedent("""
+        [defaults]
+        forecast = { train_days = 30, horizon_days = 7 }
+        [[forecast]]
+        name = "j"
+        date = "2024-01-15"
+        events = { path = "data/e.parquet", category = "category", categories = ["A"] }
+        model = { name = "KDEHotspot", params = { bandwidth_m = 200.0 } }
+        [[forecast]]
+        name = "j"
+        date = "2024-01-15"
+        config = "city.toml"
+        [[forecast]]
+        name = "j"
+        date = "2024-01-15"
+        source = "data/e.parquet"
+        categories = ["A"]
+        columns = { category = "category" }
+        train_days = 30
+        horizon_days = 7
+        model = { name = "KDEHotspot", params = { bandwidth_m = 200.0 } }
+    """))
+    with pytest.raises(ConfigError, match="unique"):  # the three are the same job under one name
+        load_jobs(batch)
+    from riskgrid.distributed import batchfile
+
+    monkeypatch.setattr(batchfile, "check_names", lambda jobs: None)
+    jobs, _ = load_jobs(batch)
+    monkeypatch.undo()
+    assert jobs[0] == jobs[1] == jobs[2]
+    # the inline form is checked by the configuration schema, and not mixed with the job fields
+    for text, match in [
+        ('[[forecast]]\nname = "x"\nevents = { path = "b", colour = "red" }\n', r"unknown key\(s\) \['colour'\] in \[events\]"),
+        ('[[forecast]]\nname = "x"\nsource = "a.parquet"\nevents = { path = "b" }\n', r"\['source'\] belong to the job-field form"),
+        ('[[forecast]]\nname = "x"\nevents = { path = "b" }\n', r"no \[model\] section"),
+        ('[[backtest]]\nname = "x"\nevents = { path = "b" }\nmodels = { c = { name = "CountHotspot" } }\n',
+         r"\[backtest\] needs 'start'"),
+    ]:
+        batch.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            load_jobs(batch)
