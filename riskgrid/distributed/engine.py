@@ -34,7 +34,7 @@ from .. import _runtime
 from ..errors import ConfigError
 from ..events import EventSet, to_days
 from ..pipeline.backtest import backtest_job, job_origins
-from ..pipeline.forecasting import forecast, forecast_day
+from ..pipeline.forecasting import forecast
 from ..pipeline.specs import BacktestJob, ForecastJob
 from .cache import job_events, job_grid
 from .cluster import client_for, dashboard_address
@@ -61,9 +61,8 @@ def _run_task(kind: str, job, variant, origin, numba_threads, source=None) -> di
     try:
         with _runtime.numba_threads(numba_threads):
             events = job_events(job, source)
-            if kind == "forecast":
-                grid = job_grid(job, events, forecast_day(job, events), source)
-                out["value"] = forecast(job, events, grid)
+            if kind == "forecast":  # the study area from this worker's cache, by the pipeline's rule
+                out["value"] = forecast(job, events, study_area_of=lambda day: job_grid(job, events, day, source))
             elif kind == "origins":
                 out["value"] = job_origins(job, events)
             else:

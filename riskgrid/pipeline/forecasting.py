@@ -60,7 +60,7 @@ def _no_step(name):
     return contextlib.nullcontext()
 
 
-def fit_forecast(job, events=None, grid=None, step=_no_step) -> Forecast:
+def fit_forecast(job, events=None, grid=None, step=_no_step, study_area_of=None) -> Forecast:
     """Run one :class:`~riskgrid.pipeline.specs.ForecastJob` here.
 
     Parameters
@@ -70,8 +70,12 @@ def fit_forecast(job, events=None, grid=None, step=_no_step) -> Forecast:
     events : EventSet, optional
         The job's events (default: :func:`riskgrid.pipeline.source.load_job_events`).
     grid : HexGrid, optional
-        The job's study area when already built by the same rule (the Dask
-        workers' cache); default :func:`riskgrid.pipeline.source.study_area`.
+        The job's study area, when the caller has it already.
+    study_area_of : callable, optional
+        ``study_area_of(date_days) -> HexGrid``: where the study area comes
+        from when ``grid`` is not given (the Dask workers pass their cache,
+        which applies the same rule); default
+        :func:`riskgrid.pipeline.source.study_area` on the job's events.
     step : callable, optional
         ``step(name)`` returns a context manager around each step (the
         nightly job times them with it).
@@ -98,7 +102,7 @@ def fit_forecast(job, events=None, grid=None, step=_no_step) -> Forecast:
             )
     if grid is None:
         with step("build grid"):
-            grid = study_area(job.grid, events, date)
+            grid = study_area(job.grid, events, date) if study_area_of is None else study_area_of(date)
     with step("fit"):
         model = job.model.build()
         model.fit(train, grid, end=date)
@@ -116,9 +120,9 @@ def _fmt(ts) -> str:
     return f"{ts:%Y-%m-%d %H:%M}" if hasattr(ts, "strftime") else str(ts)
 
 
-def forecast(job, events=None, grid=None):
+def forecast(job, events=None, grid=None, study_area_of=None):
     """The ``risk`` DataArray of :func:`fit_forecast` (with ``job`` and ``city`` attributes).
 
     The function every forecast task of :func:`riskgrid.distributed.run_jobs` calls.
     """
-    return fit_forecast(job, events, grid).risk
+    return fit_forecast(job, events, grid, study_area_of=study_area_of).risk

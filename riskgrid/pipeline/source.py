@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NoEventsError
 
 __all__ = ["load_events", "load_job_events", "simulated_events", "study_area", "events_from_config"]
 
@@ -134,4 +134,10 @@ def study_area(grid_spec, events, first_day: float):
     """
     if grid_spec.geojson:
         return grid_spec.build(None)
-    return grid_spec.build(events.between(None, float(first_day)))
+    before = events.between(None, float(first_day))
+    if len(before) == 0:
+        raise NoEventsError(
+            f"no event before {events.to_timestamp(float(first_day))} to build the study area from (the input covers "
+            f"{events.start} → {events.end}); choose a later date or give [grid] geojson"
+        )
+    return grid_spec.build(before)

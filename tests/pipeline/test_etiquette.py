@@ -61,3 +61,15 @@ def test_no_module_is_shadowed_by_a_function():
     import riskgrid.pipeline as pipeline
 
     assert pipeline.forecast is importlib.import_module("riskgrid.pipeline.forecasting").forecast
+
+
+def test_a_date_before_every_event_is_a_clear_error(sim_city):
+    from riskgrid.distributed import BacktestJob
+    from riskgrid.pipeline.backtest import backtest_job
+
+    _, events, _ = sim_city
+    early = events.t[0] - 10
+    with pytest.raises(rg.NoEventsError, match="no event before .* to build the study area"):
+        backtest_job(BacktestJob("b", events, models={"c": "CountHotspot"}, start=early, end=early + 14))
+    res = run_jobs([ForecastJob("f", events, date=early)], "serial")
+    assert res.errors["f"].startswith("NoEventsError: no events in the training window")
