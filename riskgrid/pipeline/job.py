@@ -200,7 +200,9 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
             "n_events_rejected": int(len(events.rejected)),
             "n_events_train": int(len(fc.train)),
             "n_events_used": int(model.n_events_),
-            "grid": {"n_cells": len(grid), "resolution": grid.resolution, "area_km2": float(grid.area_m2.sum() / 1e6)},
+            "grid": {"n_cells": len(grid), "resolution": grid.resolution, "area_km2": float(grid.area_m2.sum() / 1e6),
+                     "study_area": (f"polygon {cfg['grid']['geojson']}" if cfg["grid"].get("geojson") else
+                                    f"cells of the events before {day_s} + {cfg['grid']['buffer_rings']} ring(s)")},
             "fit": fit,
             "zones": zones.to_dict(),
             "risk_total": float(ds["risk"].sum()),

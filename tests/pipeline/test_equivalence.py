@@ -102,6 +102,7 @@ def test_five_entry_points_give_the_same_forecast(config, client, tmp_path):
     np.testing.assert_array_equal(before.cells, cells)
     assert len(every) > len(before)  # the data continue after DATE: the rule matters here
     assert man["grid"]["n_cells"] == len(before)
+    assert man["grid"]["study_area"] == f"cells of the events before {DATE} + 1 ring(s)"
 
 
 def test_backtest_origin_scores_the_forecast_of_that_date(config):
