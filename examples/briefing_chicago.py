@@ -25,7 +25,7 @@ from riskgrid.audit import audit_exposure, write_audit
 from riskgrid.exposure import append_exposure, exposure_table, read_exposure, source_counts
 from riskgrid.models import KDEHotspot
 from riskgrid.products import risk_dataset, write_png
-from riskgrid.products.briefing import write_briefing, zone_flag_history
+from riskgrid.products.briefing import write_briefing, zone_flag_history, zone_map_png
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "chicago_2016_2017.parquet"
@@ -94,7 +94,7 @@ def main():
                           trends=zone_flag_history(log, zs, last_n=7, before=day),
                           trend_label="share of the zone flagged in the previous runs", trend_percent=True, skill=skill,
                           skill_note="Measured on the four weeks before this run, same model and zone settings.",
-                          audit=audit)
+                          audit=audit, zone_maps={z.number: zone_map_png(risk, grid, zs, z.number) for z in zs.zones})
     print(f"wrote {path}")
 
 

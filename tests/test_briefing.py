@@ -13,7 +13,8 @@ import pytest
 from h3.api import numpy_int as h3i
 
 import riskgrid as rg
-from riskgrid.products.briefing import CAVEATS, _fmt_events, render_briefing, write_briefing, zone_flag_history
+from riskgrid.products.briefing import (CAVEATS, _fmt_events, render_briefing, write_briefing, zone_flag_history,
+                                        zone_map_png)
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "area", "base", "col", "embed", "track", "wbr"}
 
@@ -98,7 +99,8 @@ def _inputs(zs):
 def test_structure_every_zone_its_why_and_the_caveats(zones, tmp_path):
     zs, grid, risk = zones
     png = _png()
-    html = render_briefing(zs, forecast_start="2017-06-01", horizon_days=7, map_png=png, city="Chicago",
+    zmaps = {z.number: zone_map_png(risk, grid, zs, z.number) for z in zs.zones}
+    html = render_briefing(zs, forecast_start="2017-06-01", horizon_days=7, map_png=png, city="Chicago", zone_maps=zmaps,
                            model="KDEHotspot", units="burglaries", last_event="2017-05-31 22:10",
                            skill={"hit rate, top 5% of area": 0.31234, "PAI": 6.2, "backtest period": "Jan-May 2017"},
                            skill_note="52 weekly origins", places={1: "near <Halsted & 63rd>"},
@@ -110,7 +112,10 @@ def test_structure_every_zone_its_why_and_the_caveats(zones, tmp_path):
     assert html.startswith("<!DOCTYPE html>")
     # self-contained: the only URLs are the embedded map and geo: links
     assert all(u.startswith("data:image/png;base64,") or u.startswith("geo:") for u in tree.urls), tree.urls
-    assert len(tree.imgs) == 1 and base64.b64decode(tree.imgs[0]["src"].split(",", 1)[1]) == png
+    assert len(tree.imgs) == 1 + len(zs) and base64.b64decode(tree.imgs[0]["src"].split(",", 1)[1]) == png
+    for z, img in zip(zs.zones, tree.imgs[1:]):  # one close-up per zone, in zone order
+        assert img["alt"] == f"Close-up map of zone {z.number}"
+        assert base64.b64decode(img["src"].split(",", 1)[1]) == zmaps[z.number]
     assert "http://" not in html and "https://" not in html
     assert len(zs) == 4
     for z in zs.zones:
@@ -165,6 +170,8 @@ def test_briefing_validation(zones):
         render_briefing(zs, forecast_start="2017-06-01", horizon_days=1, explanations={9: {"background_share": 0.5}})
     with pytest.raises(ValueError, match="horizon_days"):
         render_briefing(zs, forecast_start="2017-06-01", horizon_days=0)
+    with pytest.raises(ValueError, match="no zone 9"):
+        zone_map_png(np.ones(zs.n_grid_cells), zones[1], zs, 9)
     with pytest.raises(ValueError, match="low > high"):
         render_briefing(zs, forecast_start="2017-06-01", horizon_days=1, intervals={1: (3.0, 1.0)})
 
@@ -210,8 +217,10 @@ def _browser():
 def test_opens_in_headless_chromium_without_network(zones, tmp_path):
     zs, _, _ = zones
     png = _png()
+    zs, grid, risk = zones
     path = write_briefing(tmp_path / "briefing.html", zs, forecast_start="2017-06-01", horizon_days=7, map_png=png,
-                          city="Chicago", model="KDEHotspot", last_event="2017-05-31", **_inputs(zs))
+                          city="Chicago", model="KDEHotspot", last_event="2017-05-31",
+                          zone_maps={z.number: zone_map_png(risk, grid, zs, z.number) for z in zs.zones}, **_inputs(zs))
     shot = tmp_path / "shot.png"
     profile = tmp_path / "profile"
     base = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -14,6 +14,7 @@ missing rather than left out silently.
 from __future__ import annotations
 
 import base64
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,7 @@ import h3
 import numpy as np
 import pandas as pd
 
-__all__ = ["render_briefing", "write_briefing", "zone_flag_history", "CAVEATS"]
+__all__ = ["render_briefing", "write_briefing", "zone_flag_history", "zone_map_png", "CAVEATS"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -175,6 +176,90 @@ def _trend_text(hist, as_percent: bool = False) -> str:
     return " → ".join(cells) + direction
 
 
+def zone_map_png(risk, grid, zones, number: int, pad_rings: int = 3, size_in: float = 3.4, dpi: int = 90) -> bytes:
+    """A close-up PNG of one zone: the hexagons within ``pad_rings`` rings of it coloured by risk, the zone outlined
+    (other zones in view dashed and numbered).
+
+    Parameters
+    ----------
+    risk : array or DataArray
+        Forecast per grid cell (as for :func:`riskgrid.select_zones`).
+    grid : HexGrid
+    zones : ZoneSet
+    number : int
+        Zone number (1-based).
+    pad_rings : int
+        Rings of context around the zone.
+    size_in, dpi : float, int
+        Figure size (inches) and resolution.
+
+    Returns
+    -------
+    bytes
+        PNG (deterministic: Agg backend, no software metadata). The colour
+        scale is the same for every zone (0 to the grid's largest risk,
+        square-root stretched), with a 200 m scale bar.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
+
+    from ..geo import LocalProjection
+    from ..metrics import risk_values
+
+    r = risk_values(risk, len(grid))
+    z = next((z for z in zones.zones if z.number == number), None)
+    if z is None:
+        raise ValueError(f"no zone {number}; the zones are numbered 1..{len(zones)}")
+    indptr, indices, _ = grid.neighbours(int(pad_rings))
+    near = np.unique(np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in z.cells]))
+    rings = grid.boundaries_lonlat()
+    lat0, lon0 = (float(np.mean(v)) for v in (grid.centroids_latlon[0][z.cells], grid.centroids_latlon[1][z.cells]))
+    proj = LocalProjection(lat0, lon0)
+
+    def xy(ring):
+        a = np.asarray(ring, dtype=float)
+        x, y = proj.forward(a[:, 1], a[:, 0])
+        return np.column_stack([x, y])
+
+    fig = Figure(figsize=(size_in, size_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.9))
+    vmax = float(r.max()) if r.size and r.max() > 0 else 1.0
+    pc = PolyCollection([xy(rings[i]) for i in near], array=r[near], cmap="inferno_r",
+                        norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=vmax), edgecolors="#ffffff", linewidths=0.4)
+    ax.add_collection(pc)
+    near_set = set(near.tolist())
+    for other, feat in zip(zones.zones, zones.to_geojson()["features"]):
+        if other.number != z.number and not near_set.intersection(other.cells.tolist()):
+            continue
+        geom = feat["geometry"]
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        for rings_z in polys:
+            p = xy(rings_z[0])
+            if other.number == z.number:
+                ax.plot(p[:, 0], p[:, 1], color="#0077cc", linewidth=2.2)
+            else:  # a neighbouring zone in view: dashed, labelled
+                ax.plot(p[:, 0], p[:, 1], color="#0077cc", linewidth=1.2, linestyle="--")
+                cx, cy = p[:-1].mean(axis=0)
+                ax.annotate(str(other.number), (cx, cy), color="#0077cc", fontsize=9, fontweight="bold", ha="center",
+                            va="center")
+    pts = np.concatenate([xy(rings[i]) for i in near])
+    pad = 20.0
+    ax.set_xlim(pts[:, 0].min() - pad, pts[:, 0].max() + pad)
+    ax.set_ylim(pts[:, 1].min() - pad, pts[:, 1].max() + pad)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    x0, y0 = pts[:, 0].min() + 10, pts[:, 1].min() + 10
+    ax.plot([x0, x0 + 200.0], [y0, y0], color="#111111", linewidth=2)
+    ax.annotate("200 m", (x0 + 100.0, y0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_title(f"Zone {z.number} (north up; other zones dashed)", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
 def zone_flag_history(log: pd.DataFrame, zones, last_n: int = 7, before=None) -> dict:
     """How much of each zone the last runs already flagged, from the exposure log.
 
@@ -210,7 +295,7 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
                     trends=None, trend_label: str | None = None, trend_percent: bool = False,
                     skill: Mapping | None = None,
                     skill_note: str | None = None, audit=None, places: Mapping | None = None,
-                    extra_caveats: Sequence[str] = ()) -> str:
+                    extra_caveats: Sequence[str] = (), zone_maps: Mapping | None = None) -> str:
     """The briefing as one self-contained HTML string.
 
     Parameters
@@ -258,6 +343,9 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
         Zone number -> a place name ("near 63rd St and Halsted").
     extra_caveats : sequence of str
         More caveats, after the standard ones (:data:`CAVEATS`).
+    zone_maps : mapping, optional
+        Zone number -> PNG bytes or path of a close-up map
+        (:func:`zone_map_png`), embedded in that zone's table.
 
     Returns
     -------
@@ -281,8 +369,10 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
     ints = _per_zone(intervals, "intervals")
     trs = _per_zone(trends, "trends")
     places = {int(k): str(v) for k, v in (places or {}).items()}
+    zmaps = {int(k): _read_png(v) for k, v in (zone_maps or {}).items()}
     numbers = {z.number for z in zones.zones}
-    for name, d in (("explanations", expl), ("intervals", ints), ("trends", trs), ("places", places)):
+    for name, d in (("explanations", expl), ("intervals", ints), ("trends", trs), ("places", places),
+                    ("zone_maps", zmaps)):
         unknown = sorted(set(d) - numbers)
         if unknown:
             raise ValueError(f"{name} names zone(s) {unknown}, but the zones are numbered {sorted(numbers)}")
@@ -309,6 +399,7 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
             "lon": float(frame.loc[z.number, "lon"]), "n_cells": len(z), "h3": list(z.h3), "area_km2": z.area_km2,
             "diameter_m": z.diameter_m, "extent_m": _extent_m(z.h3), "risk": z.risk, "share": z.share,
             "interval": iv, "why": _why_text(z, ex, units_text), "trend_text": trend_text,
+            "map_data": zmaps.get(z.number),
         })
 
     skill_rows = []
