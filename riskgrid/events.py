@@ -86,6 +86,10 @@ class EventSet:
     rejected : pandas.DataFrame
         Rows rejected with ``on_invalid="drop"``, with a ``reason`` column
         (several reasons joined by ``"; "``). Empty otherwise.
+    validation : dict
+        Settings the validation used (``time_format``, ``year_range``,
+        ``study_area`` or ``far_from_study_area`` with its centre and
+        threshold in km, ``duplicates``), for manifests.
     local_tz : tzinfo or None
         The time zone the timestamps came with (a pandas tz-aware column, e.g.
         ``America/Chicago``), used for calendar effects (weekday, month) on
