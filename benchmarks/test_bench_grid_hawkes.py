@@ -49,13 +49,14 @@ def cities():
 
 def _prepared_model(ev, grid):
     """A model whose EM context is set up (for timing one iteration)."""
-    m = GridHawkes(spillover_rings=R, max_iter=1)
+    m = GridHawkes(spillover_rings=R, max_iter=1, background="cell", min_lag_minutes=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m.fit(ev, grid)
     P = m._P
     window = m.window_days_
-    ctx = dict(P=P, tau=window - P.t, window=window, n_full=_ring_sizes(R), cross=False, K=1)
+    ctx = dict(P=P, tau=window - P.t, window=window, n_full=_ring_sizes(R), cross=False, K=1, lag=0.0, smooth=None,
+               prior=None)
     params = (m.mu_.T.copy(), m.theta_, m.omega_, m.w_.copy())
     return m, ctx, params
 

@@ -33,8 +33,12 @@ def ring_counts_in_grid(cells: np.ndarray, R: int) -> np.ndarray:
     return out
 
 
-def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T):
+def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T, wt=None, lag=0.0):
     """Intensities, responsibilities, statistics and log-likelihood, pair by pair.
+
+    The delay kernel is ``omega exp(-omega (dt - lag))`` for ``dt > lag``
+    (zero for closer pairs); event ``i`` counts ``wt[i]`` times as a parent
+    and as a child (default weight 1).
 
     Parameters
     ----------
@@ -53,6 +57,7 @@ def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T):
     cell = np.asarray(cell)
     typ = np.asarray(typ)
     N = t.size
+    wt = np.ones(N) if wt is None else np.asarray(wt, float)
     K = theta.shape[0]
     R1 = w.size
     lam = np.zeros(N)
@@ -61,33 +66,35 @@ def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T):
     trig = np.zeros((R1, K, K))
     dt_num = 0.0
     for j in range(N):  # child j; every other event i is a candidate parent
-        dt = t[j] - t
+        dt = t[j] - t - lag
         r = D[cell, cell[j]]
-        ok = (dt > 0) & (r >= 0)  # strictly earlier, within R rings
-        g = theta[typ[ok], typ[j]] * omega * np.exp(-omega * dt[ok]) * w[r[ok]]
+        ok = (dt > 0) & (r >= 0)  # later than lag, within R rings
+        g = wt[ok] * theta[typ[ok], typ[j]] * omega * np.exp(-omega * dt[ok]) * w[r[ok]]
         lj = mu[typ[j], cell[j]] + g.sum()
         lam[j] = lj
         p_bg[j] = mu[typ[j], cell[j]] / lj
-        mu_num[typ[j], cell[j]] += p_bg[j]
-        np.add.at(trig, (r[ok], typ[ok], typ[j]), g / lj)
-        dt_num += float(np.sum(g * dt[ok]) / lj)
+        mu_num[typ[j], cell[j]] += wt[j] * p_bg[j]
+        np.add.at(trig, (r[ok], typ[ok], typ[j]), wt[j] * g / lj)
+        dt_num += wt[j] * float(np.sum(g * dt[ok]) / lj)
     m = n_in @ w
     comp = mu.sum() * (T - t0)
     for i in range(N):
-        comp += theta[typ[i]].sum() * m[cell[i]] * (1 - np.exp(-omega * (T - t[i])))
-    sum_log = float(np.sum(np.log(lam)))
+        comp += wt[i] * theta[typ[i]].sum() * m[cell[i]] * (1 - np.exp(-omega * max(T - t[i] - lag, 0.0)))
+    sum_log = float(np.sum(wt * np.log(lam)))
     return dict(lam=lam, p_bg=p_bg, mu_num=mu_num, trig=trig, dt_num=dt_num,
                 sum_log=sum_log, compensator=comp, loglik=sum_log - comp)
 
 
-def predict_naive(t, cell, typ, D, mu, theta, omega, w, start, horizon):
+def predict_naive(t, cell, typ, D, mu, theta, omega, w, start, horizon, wt=None, lag=0.0):
     """Expected events per (type, cell) in [start, start + horizon), summing over every past event."""
     K, n_cells = mu.shape
+    wt = np.ones(t.size) if wt is None else np.asarray(wt, float)
     out = mu * horizon
     for i in range(t.size):
         if t[i] >= start:
             continue
-        f = np.exp(-omega * (start - t[i])) - np.exp(-omega * (start + horizon - t[i]))
+        s = t[i] + lag  # offspring come after s
+        f = wt[i] * (np.exp(-omega * max(start - s, 0.0)) - np.exp(-omega * max(start + horizon - s, 0.0)))
         for c in range(n_cells):
             r = D[cell[i], c]
             if r >= 0:

@@ -38,19 +38,21 @@ __all__ = ["build_streams", "hawkes_estep", "spread_to_neighbours"]
 
 
 @jit_parallel
-def build_streams(t, typ, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
+def build_streams(t, typ, wt, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
     """Merge, for every target cell, the time-sorted events of its neighbourhood.
 
     The stream of cell ``c`` lists every event of every in-grid cell within
     ``R`` rings of ``c`` in time order (ties: lower ring first, then
-    neighbour order, then event order), as its time and a code
-    ``ring * K + type``. It depends only on the data, so it is built once per
-    fit and reused by every EM iteration.
+    neighbour order, then event order), as its time, a code
+    ``ring * K + type`` and its weight. It depends only on the data, so it is
+    built once per fit and reused by every EM iteration.
 
     Parameters
     ----------
     t, typ, cell_ptr, nb_ptr, nb_idx, nb_ring
         As in :func:`hawkes_estep`.
+    wt : (N,) float64
+        Event weights (multiplicities), same order as ``t``.
     K : int
         Number of types.
 
@@ -59,6 +61,7 @@ def build_streams(t, typ, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
     stream_ptr : (n_cells + 1,) int64
     stream_t : (M,) float64
     stream_code : (M,) int32
+    stream_w : (M,) float64
     """
     n_cells = cell_ptr.size - 1
     size = np.zeros(n_cells + 1, dtype=np.int64)
@@ -72,6 +75,7 @@ def build_streams(t, typ, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
     M = stream_ptr[-1]
     stream_t = np.empty(M, dtype=np.float64)
     stream_code = np.empty(M, dtype=np.int32)
+    stream_w = np.empty(M, dtype=np.float64)
     for c in prange(n_cells):
         p = stream_ptr[c]
         p1 = stream_ptr[c + 1]
@@ -97,22 +101,29 @@ def build_streams(t, typ, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
             i = head[best]
             stream_t[p] = bt
             stream_code[p] = nb_ring[q0 + best] * K + typ[i]
+            stream_w[p] = wt[i]
             head[best] = i + 1
             p += 1
-    return stream_ptr, stream_t, stream_code
+    return stream_ptr, stream_t, stream_code, stream_w
 
 
 @jit_parallel
-def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu, theta, omega, w,
-                 lam, mu_num, trig_num, dt_num, loglik):
+def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w, chunk_ptr, mu, theta, omega, w,
+                 lag, lam, mu_num, trig_num, dt_num, loglik):
     """One E-step: intensities, log-likelihood terms and sufficient statistics.
 
     For each target cell the merged neighbourhood stream (:func:`build_streams`)
-    is walked once, keeping per (ring, type) the exponential sums
-    ``A_{r,k}(t) = sum_{i: t_i < t} exp(-omega (t - t_i))`` and their delay
-    moments ``B_{r,k}(t) = sum (t - t_i) exp(-omega (t - t_i))``; events of the
-    current instant wait in a pending sum until time moves on, so ties do not
-    trigger each other.
+    is walked once, keeping per (ring, type) the weighted exponential sums
+    ``A_{r,k}(t) = sum_{i: s_i < t} wt_i exp(-omega (t - s_i))`` and their
+    delay moments ``B_{r,k}(t) = sum wt_i (t - s_i) exp(-omega (t - s_i))``
+    with ``s_i = t_i + lag`` the time from which event ``i`` can trigger
+    (the delay kernel is an exponential shifted by ``lag`` days, so pairs
+    closer in time than ``lag`` do not trigger each other). With ``lag = 0``
+    events of the current instant wait in a pending sum until time moves on,
+    so ties do not trigger each other.
+
+    Event weights are multiplicities: an event of weight ``wt`` counts as
+    ``wt`` simultaneous copies, as a parent and as a child.
 
     Parameters
     ----------
@@ -121,7 +132,9 @@ def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu
         the (cell, time)-sorted event order.
     typ : (N,) int64
         Type (0..K-1) of each event, same order.
-    stream_ptr, stream_t, stream_code
+    wt : (N,) float64
+        Weight of each event, same order.
+    stream_ptr, stream_t, stream_code, stream_w
         Neighbourhood streams from :func:`build_streams`.
     chunk_ptr : (n_chunks + 1,) int64
         Cells ``chunk_ptr[h]:chunk_ptr[h+1]`` form chunk ``h`` (the unit of
@@ -134,20 +147,23 @@ def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu
         Decay rate of the time kernel, per day.
     w : (R + 1,) float64
         Spill-over weight of one cell at ring ``r``.
+    lag : float
+        Minimum delay (days) before an event can trigger (>= 0).
 
     Outputs (written in place)
     --------------------------
     lam : (N,) float64
         Conditional intensity at each event (events/day in its cell and type).
     mu_num : (n_cells, K) float64
-        Sum of background responsibilities ``mu / lambda`` per cell and type.
+        Weighted sum of background responsibilities ``mu / lambda`` per cell and type.
     trig_num : (n_chunks, R + 1, K, K) float64
-        Per chunk, sum of trigger responsibilities by (ring, parent type,
-        child type).
+        Per chunk, weighted sum of trigger responsibilities by (ring, parent
+        type, child type).
     dt_num : (n_chunks,) float64
-        Per chunk, sum of trigger responsibilities times the delay (days).
+        Per chunk, weighted sum of trigger responsibilities times the
+        shifted delay ``t_j - t_i - lag`` (days).
     loglik : (n_chunks,) float64
-        Per chunk, sum of ``log lambda`` over the chunk's events.
+        Per chunk, weighted sum of ``log lambda`` over the chunk's events.
     """
     n_chunks = chunk_ptr.size - 1
     K = theta.shape[0]
@@ -178,22 +194,44 @@ def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu
             p1 = stream_ptr[c + 1]
             tau = stream_t[p0]
             jj = 0
+            qi = p0  # next source to join the sums (lag > 0)
             for x in range(RK):
                 pend[x] = 0.0
             for p in range(p0, p1):
                 tg = stream_t[p]
-                d = tg - tau
-                if d > 0.0:
-                    # events of the previous instant join the sums, then everything decays
-                    e = math.exp(-omega * d)
-                    for x in range(RK):
-                        a = A[x] + pend[x]
-                        pend[x] = 0.0
-                        B[x] = (B[x] + d * a) * e
-                        A[x] = a * e
-                    tau = tg
+                if lag > 0.0:
+                    # sources whose shifted time t + lag is before tg join the sums, in time order
+                    while qi < p and stream_t[qi] + lag < tg:
+                        s_q = stream_t[qi] + lag
+                        d = s_q - tau
+                        if d > 0.0:
+                            e = math.exp(-omega * d)
+                            for x in range(RK):
+                                B[x] = (B[x] + d * A[x]) * e
+                                A[x] = A[x] * e
+                            tau = s_q
+                        A[stream_code[qi]] += stream_w[qi]
+                        qi += 1
+                    d = tg - tau
+                    if d > 0.0:
+                        e = math.exp(-omega * d)
+                        for x in range(RK):
+                            B[x] = (B[x] + d * A[x]) * e
+                            A[x] = A[x] * e
+                        tau = tg
+                else:
+                    d = tg - tau
+                    if d > 0.0:
+                        # events of the previous instant join the sums, then everything decays
+                        e = math.exp(-omega * d)
+                        for x in range(RK):
+                            a = A[x] + pend[x]
+                            pend[x] = 0.0
+                            B[x] = (B[x] + d * a) * e
+                            A[x] = a * e
+                        tau = tg
                 code = stream_code[p]
-                if code < K:  # ring 0: an event of the target cell; sees only strictly earlier events
+                if code < K:  # ring 0: an event of the target cell; sees only earlier events
                     dm = 0.0
                     for r in range(R1):
                         for k in range(K):
@@ -202,10 +240,12 @@ def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu
                             dm += theta[k, code] * w[r] * B[x]
                     D[jj] = dm
                     jj += 1
-                pend[code] += 1.0
+                if lag <= 0.0:
+                    pend[code] += stream_w[p]
             for jj in range(nc):
                 j = j0 + jj
                 l = typ[j]
+                wj = wt[j]
                 trig = 0.0
                 for r in range(R1):
                     for k in range(K):
@@ -213,14 +253,14 @@ def hawkes_estep(cell_ptr, typ, stream_ptr, stream_t, stream_code, chunk_ptr, mu
                 lj = mu[c, l] + omega * trig
                 lam[j] = lj
                 if lj > 0.0:
-                    ll += math.log(lj)
+                    ll += wj * math.log(lj)
                     inv = 1.0 / lj
-                    mu_num[c, l] += mu[c, l] * inv
+                    mu_num[c, l] += wj * (mu[c, l] * inv)
                     for r in range(R1):
                         for k in range(K):
-                            trig_num[h, r, k, l] += theta[k, l] * omega * w[r] * S[jj, r * K + k] * inv
-                    dn += omega * D[jj] * inv
-                else:
+                            trig_num[h, r, k, l] += wj * (theta[k, l] * omega * w[r] * S[jj, r * K + k] * inv)
+                    dn += wj * (omega * D[jj] * inv)
+                elif wj > 0.0:
                     ll += -np.inf
         loglik[h] = ll
         dt_num[h] = dn

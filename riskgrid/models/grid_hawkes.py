@@ -10,10 +10,12 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
-from ..errors import ConvergenceWarning
-from ..events import EventSet
+from ..errors import ConvergenceWarning, LeakageError
+from ..events import EventSet, to_days
+from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import build_streams, hawkes_estep, spread_to_neighbours
 from ._base import RiskModel, check_int, check_number
+from .uncertainty import interval_dataset, sample_interval, zone_sums
 
 __all__ = ["GridHawkes"]
 
@@ -25,9 +27,11 @@ _N_CHUNKS = 64
 #: largest change (log scale) of one parameter in a SQUAREM extrapolation
 _MAX_LOG_STEP = float(np.log(4.0))
 _BACKGROUNDS = ("smoothed", "cell")
-#: the smoothed background's EM map is not an ascent: convergence also needs its relative fixed-point
-#: residual below this times tol
+#: convergence also needs theta and omega to move by less than this times tol (relative) per step and,
+#: for the smoothed background's map (not an ascent), its relative fixed-point residual below it
 _RESIDUAL_FACTOR = 100.0
+#: SQUAREM moves every parameter with one step length when there are at most this many (one cell)
+_FEW_PARAMS = 8
 #: candidate neighbourhoods (rings) of the smoothed background
 _MAX_SMOOTH_RINGS = 4
 #: range of log(nu), the strength of the background prior in pseudo-windows
@@ -37,6 +41,8 @@ _THETA_COLLAPSED = 1e-3
 #: timestamp units tried for the resolution (days) and the share of times that must be multiples
 _TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
 _TIME_UNIT_SHARE = 0.95
+#: EM steps on the trigger sums (omega fixed) before a start candidate is scored
+_START_STEPS = 100
 #: conditional EM steps (omega fixed) before a start candidate is scored
 
 
@@ -86,6 +92,13 @@ def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
         if done:
             break
     return float(lam)
+
+
+def _param_change(p, q):
+    """Largest relative change of theta and omega between two parameter tuples."""
+    a = np.append(np.ravel(p[1]), p[2])
+    b = np.append(np.ravel(q[1]), q[2])
+    return float(np.max(np.abs(b - a) / np.maximum(np.abs(a), 1e-12)))
 
 
 def _residual(p, F, n_full):
@@ -248,7 +261,11 @@ class GridHawkes(RiskModel):
     max_iter : int, default 200
         Maximum number of EM iterations.
     tol : float, default 1e-6
-        Stop when the relative change of the log-likelihood is below ``tol``.
+        Stop when the relative change of the log-likelihood (plus log prior
+        with the smoothed background), increased by the Aitken estimate of
+        the change still to come when successive changes shrink
+        geometrically, is below ``tol`` and theta and omega move by less than
+        ``100 tol`` (relative) in an iteration.
     time_window_days : float, optional
         Use only the last ``time_window_days`` days before the end of the
         fit window (e.g. 365 for a sliding yearly refit).
@@ -432,8 +449,8 @@ class GridHawkes(RiskModel):
         check_number("min_lag_minutes", self.min_lag_minutes, inclusive=True, unit="minutes")
 
     # ------------------------------------------------------------------ core
-    def _neighbourhood(self, grid):
-        R = int(self.spillover_rings)
+    def _neighbourhood(self, grid, R=None):
+        R = int(self.spillover_rings) if R is None else R
         nb = grid.neighbours(R)
         nb_ptr, nb_idx, nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in nb)
         n_cells = len(grid)
@@ -495,7 +512,7 @@ class GridHawkes(RiskModel):
         # one cell has no neighbours to borrow from: its MLE is the only sensible background
         smooth = _Smoother(grid, n_cells) if self.background == "smoothed" and n_cells > 1 else None
         ctx = dict(P=P, tau=np.maximum(window - P.t - lag, 0.0), window=window, n_full=_ring_sizes(R), cross=cross,
-                   K=K, lag=lag, smooth=smooth, prior=None)
+                   K=K, lag=lag, smooth=smooth, prior=None, nb0=self._neighbourhood(grid, 0)[0])
 
 
         warm = getattr(self, "_warm", None)
@@ -514,6 +531,8 @@ class GridHawkes(RiskModel):
         change = np.inf
         max_iter = int(self.max_iter)
         step_max = 4.0  # SQUAREM's adaptive bound on the extrapolation step
+        prev_params = params
+        d_prev = np.inf
         while n_iter < max_iter:
             if not self._accelerate or max_iter - n_iter < 3:
                 params, (ll_new, nxt, lam) = nxt, self._em_map(nxt, ctx)
@@ -545,10 +564,19 @@ class GridHawkes(RiskModel):
                 elif at_max:
                     step_max *= 4.0
             history.append(ll_new)
-            change = abs(ll_new - ll) / max(abs(ll), 1e-300)
+            # relative change plus, when the steps shrink geometrically (ratio rho), the Aitken
+            # estimate of what is still to come, d rho / (1 - rho): a slow crawl along a ridge is
+            # not taken for convergence
+            d = abs(ll_new - ll)
+            rho = d / d_prev if 0 < d < d_prev else 0.0
+            d_prev = d
+            change = (d + d * rho / (1.0 - rho)) / max(abs(ll), 1e-300)
+            p_change = _param_change(prev_params, params)
+            prev_params = params
             log.debug("GridHawkes EM step %d: log-likelihood %.6f (relative change %.3g)", n_iter, ll_new, change)
             ll = ll_new
-            if change < self.tol and (smooth is None or _residual(params, nxt, ctx["n_full"]) < _RESIDUAL_FACTOR * self.tol):
+            if (change < self.tol and p_change < _RESIDUAL_FACTOR * self.tol
+                    and (smooth is None or _residual(params, nxt, ctx["n_full"]) < _RESIDUAL_FACTOR * self.tol)):
                 converged = True
                 break
 
@@ -613,25 +641,64 @@ class GridHawkes(RiskModel):
             )
 
     def _start_values(self, ctx):
-        """Data-driven start values from the gaps between successive events of a cell.
+        """Data-driven start values: the decay rate with the best profile likelihood of the own-cell model.
 
-        The gaps ``g`` (days, beyond ``min_lag``) between successive events of
-        the same cell are fitted by a two-component mixture, ``pi Exp(lambda)``
-        (triggered: fast) + ``(1 - pi) Exp(r_c)`` (background: the cell's mean
-        event rate ``r_c``), by a short EM on the gaps alone (O(N) per step).
-        ``omega`` starts at ``lambda`` (clipped to ``[3 / window, 1 / max(time
-        resolution, 10 s)]``), theta at 0.5, the backgrounds at half of each
-        cell's events and the spill-over uniform.
+        Candidates for ``omega`` (per day): one per decade between
+        ``3 / window`` and ``1 / max(time resolution, 10 s)``, plus the rate of
+        the fast component of the gaps between successive events of a cell
+        (:func:`gap_mixture_rate`), then the half decades around the best.
+        Each is scored by the profile log-likelihood of the own-cell model
+        (ring 0, a scalar theta, per-cell backgrounds) at that ``omega``: one
+        kernel pass gives every event's trigger sum, after which theta and the
+        backgrounds are fitted by a short EM on those sums alone (O(N) numpy
+        per step, no kernel). EM starts from the best candidate's ``omega``,
+        theta (at least 0.5 when triggering can reach other cells) and a
+        uniform spill-over.
         """
         P, window, K, R = ctx["P"], ctx["window"], ctx["K"], ctx["n_full"].size - 1
-        mu0 = P.per_cell_type() / (2.0 * window)
-        theta0 = np.full((K, K), 0.5 / K) if ctx["cross"] else 0.5
-        w0 = np.full(R + 1, 1.0 / ctx["n_full"].sum())
         lo = 3.0 / window
         hi = max(1.0 / max(self.time_resolution_days_, 10.0 / 86400.0), 10.0 * lo)
-        omega0 = gap_mixture_rate(P.t, P.cell, P.wt, ctx["lag"], window)
-        omega0 = float(np.clip(omega0, lo, hi)) if np.isfinite(omega0) else 1.0 / max(min(window / 20.0, 7.0), 1e-3)
-        return mu0, theta0, omega0, w0
+        own = _Prepared(P.t_abs, P.cell, P.typ, P.wt, P.n_cells, K, P.t0, ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
+        n_ct = P.n_cells * K
+        wsum = np.bincount(own.cell_type, weights=own.wt, minlength=n_ct)
+        zero_mu = np.zeros((P.n_cells, K))
+        cands = {}
+
+        def score(omega):
+            omega = float(np.clip(omega, lo, hi))
+            key = round(math.log10(omega), 6)
+            if key in cands:
+                return cands[key][0]
+            g, *_ = self._estep(own, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])  # trigger sum per event
+            C = float(np.dot(own.wt, -np.expm1(-omega * np.maximum(window - own.t - ctx["lag"], 0.0))))
+            theta = 0.5
+            mu = wsum / (2.0 * window)
+            for _ in range(_START_STEPS):
+                lam = mu[own.cell_type] + theta * g
+                pt = np.where(lam > 0, theta * g / np.where(lam > 0, lam, 1.0), 0.0)
+                theta = float(np.dot(own.wt, pt) / C) if C > 0 else 0.0
+                mu = np.bincount(own.cell_type, weights=own.wt * (1.0 - pt), minlength=n_ct) / window
+            lam = mu[own.cell_type] + theta * g
+            with np.errstate(divide="ignore"):
+                ll = float(np.dot(own.wt, np.log(lam))) - window * float(mu.sum()) - theta * C
+            cands[key] = (ll if np.isfinite(ll) else -np.inf, (mu.reshape(P.n_cells, K), theta, omega))
+            return cands[key][0]
+
+        for e in np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+            score(10.0**e)
+        gap = gap_mixture_rate(own.t, own.cell, own.wt, ctx["lag"], window)
+        if np.isfinite(gap):
+            score(gap)
+        best = max(cands, key=lambda k: cands[k][0])
+        for e in (best - 0.5, best + 0.5):
+            score(10.0**e)
+        _, (mu, th, omega) = max(cands.values(), key=lambda v: v[0])
+        if R > 0:  # the own-cell fit holds only part of the triggering
+            th = max(th, 0.5)
+        th = min(max(th, 0.05), 0.95)
+        theta = np.full((K, K), th / K) if ctx["cross"] else th
+        w = np.full(R + 1, 1.0 / ctx["n_full"].sum())
+        return mu, theta, omega, w
 
     #: SQUAREM acceleration of the EM iterations (class switch, for tests and comparisons)
     _accelerate = True
@@ -776,6 +843,140 @@ class GridHawkes(RiskModel):
         out = self.mu_ * horizon_days + (spread @ th).T  # (K, n_cells)
         return out[0] if K == 1 else out
 
+    # ------------------------------------------------------- forecast uncertainty
+    def _history(self, events):
+        """Training history, plus ``events`` (in the grid, at or after the fit end) when given."""
+        P = self._P
+        t, c, k, w = P.t_abs, P.cell, P.typ, P.wt
+        if events is None:
+            return t, c, k, w
+        if not isinstance(events, EventSet):
+            raise TypeError(f"events must be an EventSet or None, got {type(events).__name__}")
+        cell = self.grid_.assign(events)
+        sel = (cell >= 0) & (events.t >= self.fit_end_)
+        unknown = sorted(set(events.categories[i] for i in np.unique(events.codes[sel])) - set(self.categories_))
+        if unknown:
+            raise ValueError(f"events have categories {unknown} that the model was not fitted on {list(self.categories_)}")
+        remap = np.array([self.categories_.index(x) if x in self.categories_ else -1 for x in events.categories])
+        return (np.concatenate([t, events.t[sel]]), np.concatenate([c, cell[sel]]),
+                np.concatenate([k, remap[events.codes[sel]]]), np.concatenate([w, events.weight[sel]]))
+
+    def simulate_forecast(self, start=None, horizon_days: float = 7.0, n_sims: int = 1000, seed=None, events=None):
+        """Simulated counts per (simulation, category, cell) in ``[start, start + horizon_days)``.
+
+        Draws ``n_sims`` futures of the fitted branching process given the
+        history (the training events, plus ``events`` after the fit window
+        when given: the model is conditioned on them without refitting), with
+        :func:`riskgrid.kernels.forward.simulate_grid_forward` (Numba, parallel
+        over simulations, the same result for any thread count under a seed).
+
+        Parameters
+        ----------
+        start : timestamp or float, optional
+            Start of the window (default: the end of the fit window); not
+            before the last history event.
+        horizon_days : float
+            Window length, days.
+        n_sims : int
+            Number of simulated futures.
+        seed : int, optional
+            Seed (``numpy.random.default_rng`` draws one seed per simulation).
+        events : EventSet, optional
+            Events after the fit window to condition on.
+
+        Returns
+        -------
+        ndarray (n_sims, n_categories, n_cells)
+        """
+        self._check_fitted()
+        check_int("n_sims", n_sims, 1)
+        check_number("horizon_days", horizon_days, unit="days")
+        t, c, k, wt = self._history(events)
+        s = self.fit_end_ if start is None else float(to_days(start))
+        if t.size and s < float(t.max()):
+            raise LeakageError(f"simulation start (day {s:g}) is before the last history event (day {float(t.max()):g})")
+        K = len(self.categories_)
+        th = self._theta_matrix(self.theta_, K)
+        P = self._P
+        omega, lag, H = float(self.omega_), float(self._lag), float(horizon_days)
+        src = t + lag
+        share = np.exp(-omega * np.maximum(s - src, 0.0)) - np.exp(-omega * np.maximum(s + H - src, 0.0))
+        m_cell = P.n_in @ self.w_
+        mean = wt * th.sum(axis=1)[k] * m_cell[c] * share
+        keep = mean > 1e-12
+        rng = np.random.default_rng(seed)
+        seeds = rng.integers(0, 2**62, size=int(n_sims), dtype=np.int64)
+        return simulate_grid_forward(
+            seeds, np.ascontiguousarray(self.mu_.T), th, omega, lag, P.nb_ptr, P.nb_idx, P.nb_ring,
+            np.ascontiguousarray(self.w_, dtype=np.float64), np.ascontiguousarray(c[keep]), np.ascontiguousarray(k[keep]),
+            np.ascontiguousarray(mean[keep]), np.ascontiguousarray(np.maximum(s, src[keep])),
+            np.ascontiguousarray(src[keep]), s, H,
+        )
+
+    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
+                         seed=None, zones=None, events=None):
+        """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
+
+        From :meth:`simulate_forecast` (counts summed over categories).
+
+        Parameters
+        ----------
+        start, horizon_days, n_sims, seed, events
+            As :meth:`simulate_forecast`.
+        level : float
+            Probability of the central interval (e.g. 0.9: the 5 % and 95 % quantiles).
+        zones : array of int (n_cells,), optional
+            Zone of each cell (-1: none). Adds ``zone_risk``, ``zone_lo``,
+            ``zone_hi`` and ``zone_p_any`` over a ``zone`` dimension: the
+            interval of the zone's total count (from the same simulations, so
+            the dependence between cells is kept).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``risk`` (expected count per cell, the model's exact mean),
+            ``risk_lo``, ``risk_hi`` (quantiles of the count), ``p_any``.
+        """
+        self._check_fitted()
+        samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
+        tot = samples.sum(axis=1)
+        _, lo, hi, p_any = sample_interval(tot, level)
+        if events is None:
+            risk = self.predict(start, horizon_days)
+        else:
+            s = self.fit_end_ if start is None else float(to_days(start))
+            risk = self._mean_with_history(s, float(horizon_days), events)
+        if risk.ndim == 2:
+            risk = risk.sum("category")
+        ds = interval_dataset(risk, lo, hi, p_any, level, "forward simulation of the fitted branching process",
+                              {"n_sims": int(n_sims), "seed": "None" if seed is None else int(seed)})
+        if zones is not None:
+            z = zone_sums(tot, zones)
+            zm, zlo, zhi, zp = sample_interval(z, level)
+            ds["zone_risk"] = ("zone", zone_sums(risk.values, zones))
+            ds["zone_lo"] = ("zone", zlo)
+            ds["zone_hi"] = ("zone", zhi)
+            ds["zone_p_any"] = ("zone", zp)
+        return ds
+
+    def _mean_with_history(self, s, H, events):
+        """Expected counts per cell (summed over categories) given the training events plus ``events``."""
+        t, c, k, wt = self._history(events)
+        K = len(self.categories_)
+        th = self._theta_matrix(self.theta_, K)
+        P = self._P
+        src = t + self._lag
+        f = wt * (np.exp(-self.omega_ * np.maximum(s - src, 0.0)) - np.exp(-self.omega_ * np.maximum(s + H - src, 0.0)))
+        G = np.bincount(c * K + k, weights=f, minlength=P.n_cells * K).reshape(P.n_cells, K)
+        spread = spread_to_neighbours(G, P.nb_ptr, P.nb_idx, P.nb_ring, self.w_)
+        vals = (self.mu_ * H + (spread @ th).T).sum(axis=0)
+        risk = self.predict(None, H)
+        if risk.ndim == 2:
+            risk = risk.sum("category")
+        out = risk.copy(data=vals)
+        out.attrs.update(forecast_start_days=float(s))
+        return out
+
     def _output_attrs(self) -> dict:
         th = self.theta_
         return {
@@ -785,6 +986,9 @@ class GridHawkes(RiskModel):
             "branching_ratio": self.branching_ratio_,
             "log_likelihood": self.log_likelihood_,
             "mu_units": "events/day",
+            "background": self.background,
+            "background_prior_strength": self.background_prior_strength_,
+            "min_lag_minutes": float(self.min_lag_minutes),
         }
 
     # ----------------------------------------------------------------- score
