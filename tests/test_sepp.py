@@ -342,3 +342,14 @@ def test_histogram_with_derived_truncation(small_city):
     assert np.isfinite(h.log_likelihood_) and h.converged_
     r = h.predict(horizon_days=3)
     assert (r.values >= 0).all() and float(r.sum()) > h.background_rate_ * 3 * 0.99
+
+
+def test_library_calls_are_quiet_and_stateless(monkeypatch, rng):
+    """Issue 12: no progress-bar hyperparameter, no module-global cache, a too-wide truncation is a ValueError."""
+    assert "progress" not in SEPP().get_params()
+    assert not hasattr(msepp, "_SAMPLES_CACHE")
+    t = np.sort(rng.uniform(0, 10, 300))
+    x, y = rng.uniform(0, 500, 300), rng.uniform(0, 500, 300)
+    monkeypatch.setattr(msepp, "_MAX_PAIR_BYTES", 16 * 100)
+    with pytest.raises(ValueError, match="max_days"):
+        msepp.candidate_pairs(t, x, y, 30.0, 1000.0)

@@ -37,13 +37,11 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-import weakref
 
 import numpy as np
 import pandas as pd
 from h3.api import numpy_int as h3i
 
-from .._runtime import progress_enabled
 from .._runtime import threads_for_work as _threads
 from ..errors import ConvergenceWarning
 from ..events import EventSet
@@ -107,10 +105,11 @@ def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0):
             t, x, y, *h.args(), float(max_days), float(max_distance_m) ** 2, int(j_first), max_pairs
         )
     if indptr[-1] > max_pairs:
-        raise MemoryError(
+        # a parameter problem (the truncation is too wide for the data), not a machine problem
+        raise ValueError(
             f"{int(indptr[-1]):,} candidate parent pairs (max_days={max_days:g}, "
-            f"max_distance_m={max_distance_m:g}) would need {indptr[-1] * 16 / 1e9:.1f} GB; "
-            "pass smaller max_days / max_distance_m"
+            f"max_distance_m={max_distance_m:g}) would need {indptr[-1] * 16 / 1e9:.1f} GB "
+            f"(limit {_MAX_PAIR_BYTES / 1e9:g} GB); pass smaller max_days / max_distance_m"
         )
     return indptr, dt, r2
 
@@ -210,21 +209,19 @@ def _in_area_mass(x, y, h, samples, oversample=_KDE_OVERSAMPLE):
         return kde.set_weights(pw).at(x, y)
 
 
-_SAMPLES_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def cell_samples(grid):
+def cell_samples(grid, cache: dict | None = None):
     """Sample points of every grid cell: the centroids of its children two H3 resolutions finer.
 
     Returns ``(px, py, weight_m2, cell_index)``: every cell's children (49 at
     resolution + 2; fewer levels when the grid is finer than 13) each carry
     ``area / n_children`` m², so ``sum weight * f(p)`` approximates the
     integral of ``f`` over the cell (midpoint rule on a 49-point hexagonal
-    lattice).
+    lattice). ``cache``: a dict kept by the caller (a SEPP instance keeps one
+    per grid, so backtests that refit on the same grid sample it once); no
+    module-level state.
     """
-    cached = _SAMPLES_CACHE.get(grid)
-    if cached is not None:
-        return cached
+    if cache is not None and cache.get("grid") is grid:
+        return cache["samples"]
     res = min(grid.resolution + 2, 15)
     lats, lons, ws, idx = [], [], [], []
     areas = grid.area_m2
@@ -239,7 +236,8 @@ def cell_samples(grid):
     out = (np.ascontiguousarray(px), np.ascontiguousarray(py), np.concatenate(ws), np.concatenate(idx))
     for a in out:
         a.flags.writeable = False
-    _SAMPLES_CACHE[grid] = out  # grids are immutable; backtests refit on the same grid
+    if cache is not None:  # grids are immutable; backtests refit on the same grid
+        cache["grid"], cache["samples"] = grid, out
     return out
 
 
@@ -380,9 +378,6 @@ class SEPP(RiskModel):
         events on the same block-level point, and the Gaussian likelihood is
         unbounded as sigma -> 0 when pairs share coordinates; the bound stands
         for the location precision.
-    progress : bool
-        Show a tqdm progress bar over EM iterations (never when the
-        environment variable ``RISKGRID_QUIET=1``).
 
     Attributes
     ----------
@@ -448,7 +443,6 @@ class SEPP(RiskModel):
         distance_bins=10,
         min_sigma_m: float = 10.0,
         seasonality: str | None = None,
-        progress: bool = False,
     ):
         self.trigger = trigger
         self.background = background
@@ -461,7 +455,6 @@ class SEPP(RiskModel):
         self.distance_bins = distance_bins
         self.min_sigma_m = min_sigma_m
         self.seasonality = seasonality
-        self.progress = progress
 
     # ------------------------------------------------------------ validation
     def _validate(self):
@@ -496,7 +489,9 @@ class SEPP(RiskModel):
         self._tau = T - t  # days from each event to the end of the window
         self._tau_asc = np.ascontiguousarray(self._tau[::-1])
         self._init_seasonal(events.local_tz)
-        self._samples = cell_samples(grid)
+        if not hasattr(self, "_samples_cache"):
+            self._samples_cache = {}
+        self._samples = cell_samples(grid, self._samples_cache)
         self._n_cells = len(grid)
 
         self.bandwidth_m_ = float(self.bandwidth_m) if self.bandwidth_m is not None else self._select_bandwidth()
@@ -714,64 +709,52 @@ class SEPP(RiskModel):
         if kind == "histogram":
             exposure = _time_exposure(tau, st["t_edges"])
             r2_edges = st["d_edges"] ** 2
-        quiet = not (self.progress and progress_enabled())
-        bar = None
-        if not quiet:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_iter, desc=f"SEPP EM ({kind})", leave=False)
         ll_prev = None
         p_prev = None
         converged = False
         tol = self.tol if final else max(self.tol, 1e-4)  # intermediate stages only need the scale
         work = 4.0 * (self.n_pairs_ + n) + self._kde.cost
-        try:
-            for it in range(int(self.max_iter)):
-                with _threads(work):
-                    mu, Z, n_bg = self._background(st["w"])
-                    if kind == "exp-gauss":
-                        lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, mu, st["theta"], st["omega"], st["sigma"], nch)
-                        comp = st["theta"] * _edge_sums(self._tau_asc, st["omega"])[0]
-                    else:
-                        lam, p_bg, S_t, S_s = K.estep_histogram(indptr, dt, r2, mu, st["rate"], st["t_edges"], st["dens"], r2_edges, nch)
-                        comp = float(np.dot(st["rate"], exposure))
-                ll = float(np.sum(np.log(lam))) - n_bg - comp
-                st.update(p_bg=p_bg, mu=mu, w_mu=st["w"], Z=Z, n_bg=n_bg, ll=ll)
-                self.n_iter_ += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loglik=f"{ll:.6g}")
+        for it in range(int(self.max_iter)):
+            with _threads(work):
+                mu, Z, n_bg = self._background(st["w"])
                 if kind == "exp-gauss":
-                    params = np.array([st["theta"], st["omega"], st["sigma"], n_bg])
+                    lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, mu, st["theta"], st["omega"], st["sigma"], nch)
+                    comp = st["theta"] * _edge_sums(self._tau_asc, st["omega"])[0]
                 else:
-                    params = np.array([float(np.sum(st["rate"] * np.diff(st["t_edges"]))), n_bg])
-                change = abs(ll - ll_prev) / abs(ll) if ll_prev is not None else np.inf
-                p_change = float(np.max(np.abs(params - p_prev) / np.maximum(np.abs(p_prev), 1e-300))) if ll_prev is not None else np.inf
-                p_prev = params
-                if change <= tol and p_change <= _PARAM_TOL_FACTOR * tol:
-                    converged = True
-                    break
-                ll_prev = ll
-                if it == self.max_iter - 1:
-                    break
-                # ---- M-step
-                st["w"] = p_bg
-                if kind == "exp-gauss":
-                    s0, s1, s2 = float(S[0]), float(S[1]), float(S[2])
-                    if s0 > 1e-12 * n:
-                        st["omega"], a = _solve_omega(s0, s1, self._tau_asc, st["omega"])
-                        st["theta"] = s0 / a
-                        st["sigma"] = max(math.sqrt(s2 / (2.0 * s0)), float(self.min_sigma_m))
-                    else:
-                        st["theta"] = 0.0
+                    lam, p_bg, S_t, S_s = K.estep_histogram(indptr, dt, r2, mu, st["rate"], st["t_edges"], st["dens"], r2_edges, nch)
+                    comp = float(np.dot(st["rate"], exposure))
+            ll = float(np.sum(np.log(lam))) - n_bg - comp
+            st.update(p_bg=p_bg, mu=mu, w_mu=st["w"], Z=Z, n_bg=n_bg, ll=ll)
+            self.n_iter_ += 1
+            log.debug("SEPP EM (%s) iteration %d: log-likelihood %.6f", kind, self.n_iter_, ll)
+            if kind == "exp-gauss":
+                params = np.array([st["theta"], st["omega"], st["sigma"], n_bg])
+            else:
+                params = np.array([float(np.sum(st["rate"] * np.diff(st["t_edges"]))), n_bg])
+            change = abs(ll - ll_prev) / abs(ll) if ll_prev is not None else np.inf
+            p_change = float(np.max(np.abs(params - p_prev) / np.maximum(np.abs(p_prev), 1e-300))) if ll_prev is not None else np.inf
+            p_prev = params
+            if change <= tol and p_change <= _PARAM_TOL_FACTOR * tol:
+                converged = True
+                break
+            ll_prev = ll
+            if it == self.max_iter - 1:
+                break
+            # ---- M-step
+            st["w"] = p_bg
+            if kind == "exp-gauss":
+                s0, s1, s2 = float(S[0]), float(S[1]), float(S[2])
+                if s0 > 1e-12 * n:
+                    st["omega"], a = _solve_omega(s0, s1, self._tau_asc, st["omega"])
+                    st["theta"] = s0 / a
+                    st["sigma"] = max(math.sqrt(s2 / (2.0 * s0)), float(self.min_sigma_m))
                 else:
-                    s_total = float(S_s.sum())
-                    st["rate"] = np.where(exposure > 0, S_t / np.maximum(exposure, 1e-300), 0.0)
-                    if s_total > 0:
-                        st["dens"] = S_s / (s_total * st["ring_area"])
-        finally:
-            if bar is not None:
-                bar.close()
+                    st["theta"] = 0.0
+            else:
+                s_total = float(S_s.sum())
+                st["rate"] = np.where(exposure > 0, S_t / np.maximum(exposure, 1e-300), 0.0)
+                if s_total > 0:
+                    st["dens"] = S_s / (s_total * st["ring_area"])
         self.converged_ = converged
         if final and not converged:
             warnings.warn(
