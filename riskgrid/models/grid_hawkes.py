@@ -36,8 +36,8 @@ _FEW_PARAMS = 8
 _MAX_SMOOTH_RINGS = 4
 #: range of log(nu), the strength of the background prior in pseudo-windows
 _LOG_NU_BOUNDS = (-7.0, 8.0)
-#: theta below this counts as collapsed triggering (warning)
-_THETA_COLLAPSED = 1e-3
+#: a branching ratio below this counts as collapsed triggering (warning)
+_THETA_COLLAPSED = 1e-2
 #: timestamp units tried for the resolution (days) and the share of times that must be multiples
 _TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
 _TIME_UNIT_SHARE = 0.95
@@ -95,10 +95,16 @@ def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
 
 
 def _param_change(p, q):
-    """Largest relative change of theta and omega between two parameter tuples."""
+    """Largest relative change of theta and omega between two parameter tuples.
+
+    Theta's change is taken relative to at least ``_THETA_COLLAPSED`` (a theta
+    vanishing geometrically does not keep EM going).
+    """
     a = np.append(np.ravel(p[1]), p[2])
     b = np.append(np.ravel(q[1]), q[2])
-    return float(np.max(np.abs(b - a) / np.maximum(np.abs(a), 1e-12)))
+    floor = np.full(a.size, 1e-12)
+    floor[:-1] = _THETA_COLLAPSED
+    return float(np.max(np.abs(b - a) / np.maximum(np.abs(a), floor)))
 
 
 def _residual(p, F, n_full):
@@ -113,7 +119,7 @@ def _residual(p, F, n_full):
     th, th2 = np.ravel(th), np.ravel(th2)
     parts = (
         float(np.sum(np.abs(mu2 - mu)) / max(float(np.sum(mu)), 1e-300)),
-        float(np.sum(np.abs(th2 - th)) / max(float(np.sum(th)), 1e-300)),
+        float(np.sum(np.abs(th2 - th)) / max(float(np.sum(th)), _THETA_COLLAPSED)),
         abs(om2 - om) / om,
         float(np.sum(n_full * np.abs(np.asarray(w2) - np.asarray(w)))),
     )
@@ -383,7 +389,7 @@ class GridHawkes(RiskModel):
     event has ``mu = 0`` and :meth:`score` may be ``-inf``. The default
     smoothed background removes most of that bias. A
     :class:`~riskgrid.ConvergenceWarning` says when EM did not converge, when
-    the process is explosive, when triggering collapsed (``theta < 1e-3``)
+    the process is explosive, when triggering collapsed (``theta < 0.01``)
     and when the fitted delay is shorter than the timestamp resolution.
 
     References
