@@ -923,7 +923,8 @@ class GridHawkes(RiskModel):
                          seed=None, zones=None, events=None):
         """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
 
-        From :meth:`simulate_forecast` (counts summed over categories).
+        From :meth:`simulate_forecast` (counts summed over the forecast
+        categories: all, or the ``target`` of :meth:`fit`).
 
         Parameters
         ----------
@@ -945,7 +946,7 @@ class GridHawkes(RiskModel):
         """
         self._check_fitted()
         samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        tot = samples.sum(axis=1)
+        tot = samples[:, self._target_index(), :].sum(axis=1)
         _, lo, hi, p_any = sample_interval(tot, level)
         if events is None:
             risk = self.predict(start, horizon_days)
@@ -965,6 +966,11 @@ class GridHawkes(RiskModel):
             ds["zone_p_any"] = ("zone", zp)
         return ds
 
+    def _target_index(self):
+        """Rows of the categories that are forecast (all unless ``fit(..., target=...)`` named some)."""
+        target = getattr(self, "target_", None) or self.categories_
+        return [i for i, c in enumerate(self.categories_) if c in target]
+
     def _mean_with_history(self, s, H, events):
         """Expected counts per cell (summed over categories) given the training events plus ``events``."""
         t, c, k, wt = self._history(events)
@@ -975,7 +981,7 @@ class GridHawkes(RiskModel):
         f = wt * (np.exp(-self.omega_ * np.maximum(s - src, 0.0)) - np.exp(-self.omega_ * np.maximum(s + H - src, 0.0)))
         G = np.bincount(c * K + k, weights=f, minlength=P.n_cells * K).reshape(P.n_cells, K)
         spread = spread_to_neighbours(G, P.nb_ptr, P.nb_idx, P.nb_ring, self.w_)
-        vals = (self.mu_ * H + (spread @ th).T).sum(axis=0)
+        vals = (self.mu_ * H + (spread @ th).T)[self._target_index()].sum(axis=0)
         risk = self.predict(None, H)
         if risk.ndim == 2:
             risk = risk.sum("category")
