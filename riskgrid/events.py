@@ -284,6 +284,30 @@ class EventSet:
             out._cells_cache[key] = sub
         return out
 
+    def with_weights(self, weight) -> "EventSet":
+        """A copy with other event weights (same events, order, categories and validation record).
+
+        Parameters
+        ----------
+        weight : array of float (n_events,)
+            New non-negative, finite weights, in this set's (time) order; e.g.
+            ``events.weight * factor`` to down-weight some records.
+
+        Raises
+        ------
+        ValueError
+            Wrong length, or a negative / non-finite weight (naming the count and first positions).
+        """
+        w = np.array(weight, dtype=np.float64, copy=True).reshape(-1)
+        if w.shape[0] != len(self):
+            raise ValueError(f"weight must hold one value per event ({len(self)}), got {w.shape[0]}")
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            raise ValueError(f"weights must be finite and >= 0; {bad.size} bad value(s) at positions {bad[:5].tolist()}")
+        out = self._take(np.arange(len(self)))
+        out.weight = out._ro(np.ascontiguousarray(w))
+        return out
+
     # ------------------------------------------------------------- accessors
     def __len__(self) -> int:
         return int(self.t.shape[0])

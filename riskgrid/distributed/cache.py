@@ -58,7 +58,7 @@ def job_events(job, source=None):
             if key in _cache:
                 return _cache[key][0]
         events = load_events(src, columns=job.columns, city=job.city, categories=job.categories,
-                             on_invalid=job.on_invalid)
+                             on_invalid=job.on_invalid, **job.load_options())
         with _cache_lock:
             # an in-memory source is keyed by id(): pin it so that the id cannot be reused
             _cache[key] = (events, {}, src if isinstance(src, EventSet) else None)

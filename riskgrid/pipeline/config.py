@@ -41,7 +41,8 @@ A forecast or backtest file looks like::
     dir = "out"                             # relative to this file
     raster_pixel_m = 50
     raster_crs = "EPSG:3857"
-    formats = ["netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones"]
+    formats = ["netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones", "briefing"]
+    exposure_log = true                     # append the flagged cells to OUT/exposure/ (riskgrid audit)
 
 Every section has one meaning in every command: ``[outputs]`` is the output
 section of the forecast *and* the backtest (the backtest reads its ``dir``);
@@ -93,7 +94,7 @@ __all__ = [
 ]
 
 #: Every product the forecast job can write (``[outputs] formats``).
-OUTPUT_FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones")
+OUTPUT_FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones", "briefing")
 
 #: keys of ``[backtest]`` with their accepted types and defaults (``None``: optional, or required by the backtest)
 BACKTEST_KEYS: dict[str, tuple] = {
@@ -123,6 +124,15 @@ SCHEMA: dict[str, Any] = {
         "weight": ((str,), None),
         "categories": ((list,), None),
         "on_invalid": ((str,), "raise"),
+        "id": ((str,), None),
+        "time_format": ((str,), None),
+        "year_range": ((list,), None),
+        "bbox": ((list,), None),
+        "within": ((str,), None),
+        "far_km": ((str, int, float), "auto"),
+        "keep_duplicates": ((bool,), None),
+        "source_column": ((str,), None),
+        "discovered": ((str, int, float), "keep"),
     },
     "grid": {
         "resolution": ((int,), 9),
@@ -147,6 +157,7 @@ SCHEMA: dict[str, Any] = {
         "raster_pixel_m": ((int, float), 50.0),
         "raster_crs": ((str,), "EPSG:3857"),
         "formats": ((list,), list(OUTPUT_FORMATS)),
+        "exposure_log": ((bool,), True),
     },
     "backtest": BACKTEST_KEYS,
     "models": "model-specs",  # table of model specs, each like [model]
@@ -229,6 +240,65 @@ def check_table(name: str, table, spec: dict) -> dict:
             out[key] = copy.deepcopy(table[key])
         else:
             out[key] = copy.deepcopy(default)
+    return out
+
+
+def check_discovered(where: str, value):
+    """``"keep"``, ``"exclude"`` or a weight strictly between 0 and 1 for police-discovered records."""
+    if isinstance(value, str) and value in ("keep", "exclude"):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1:
+        return float(value)
+    raise ConfigError(f"{where} must be 'keep', 'exclude' or a weight in (0, 1) for discovered records, got {value!r}")
+
+
+def check_event_options(ev: dict, cfg: dict) -> None:
+    """Check the validation keys of ``[events]`` (``year_range``, ``bbox``, ``within``, ``far_km``,
+    ``time_format``, ``source_column``/``discovered``) in place; ``within`` is resolved as a path, or
+    ``"grid"``: the ``[grid] geojson`` polygon."""
+    yr = ev["year_range"]
+    if yr is not None and (len(yr) != 2 or not all(isinstance(y, int) and not isinstance(y, bool) for y in yr)
+                           or yr[0] > yr[1]):
+        raise ConfigError(f"events.year_range must be [first_year, last_year] (integers, first <= last), got {yr!r}")
+    bb = ev["bbox"]
+    if bb is not None:
+        if len(bb) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bb):
+            raise ConfigError(f"events.bbox must be [min_lon, min_lat, max_lon, max_lat] (degrees), got {bb!r}")
+        if not (-180 <= bb[0] < bb[2] <= 180 and -90 <= bb[1] < bb[3] <= 90):
+            raise ConfigError(f"events.bbox must be [min_lon, min_lat, max_lon, max_lat] with min < max, longitudes "
+                              f"in [-180, 180] and latitudes in [-90, 90], got {bb!r}")
+    far = ev["far_km"]
+    if isinstance(far, str):
+        if far not in ("auto", "off"):
+            raise ConfigError(f"events.far_km must be 'auto', 'off' or a distance in km > 0, got {far!r}")
+    elif not (far > 0 and far < float("inf")):
+        raise ConfigError(f"events.far_km must be 'auto', 'off' or a finite distance in km > 0, got {far!r}")
+    if ev["time_format"] is not None and not ev["time_format"].strip():
+        raise ConfigError("events.time_format must be a strftime pattern (e.g. \"%d/%m/%Y %H:%M\") or \"ISO8601\"")
+    if ev["within"] == "grid":
+        if not cfg["grid"].get("geojson"):
+            raise ConfigError("events.within = \"grid\" needs [grid] geojson (the polygon of the study area)")
+    elif ev["within"] is not None:
+        ev["within"] = resolve_path(cfg, ev["within"])
+    ev["discovered"] = check_discovered("events.discovered", ev["discovered"])
+    if ev["discovered"] != "keep" and ev["source_column"] is None:
+        raise ConfigError("events.discovered needs events.source_column (the column saying reported / discovered)")
+
+
+def event_options(ev: dict, grid_geojson: str | None = None) -> dict:
+    """Keyword arguments of :meth:`riskgrid.EventSet.from_frame` from a validated ``[events]`` table."""
+    out = {}  # only what differs from from_frame's defaults (equal configurations give equal jobs)
+    for key in ("time_format", "keep_duplicates"):
+        if ev.get(key) is not None:
+            out[key] = ev[key]
+    if ev.get("far_km", "auto") != "auto":
+        out["far_km"] = ev["far_km"]
+    if ev.get("year_range") is not None:
+        out["year_range"] = tuple(ev["year_range"])
+    if ev.get("bbox") is not None:
+        out["bbox"] = tuple(float(v) for v in ev["bbox"])
+    if ev.get("within") is not None:
+        out["within"] = grid_geojson if ev["within"] == "grid" else ev["within"]
     return out
 
 
@@ -347,6 +417,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
             raise ConfigError(f"events.categories must be a non-empty list of strings, got {ev['categories']!r}")
     if ev["path"] is not None and ev["simulate"] is not None:
         raise ConfigError("[events] takes either 'path' (an event file) or 'simulate' (rg.simulate arguments), not both")
+    check_event_options(ev, cfg)
     check_grid("grid", cfg["grid"]["resolution"], cfg["grid"]["buffer_rings"])
     for key in ("train_days", "horizon_days"):
         check_days(f"forecast.{key}", cfg["forecast"][key])

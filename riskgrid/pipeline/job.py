@@ -46,6 +46,9 @@ from .publish import (
 
 __all__ = ["run_forecast", "output_folder", "PRODUCTS", "NoEventsError", "sha256_file", "config_sha256"]
 
+#: highest-risk cells flagged in the exposure log besides the zone cells
+EXPOSURE_TOP_N = 50
+
 #: format -> file name inside the output folder (the names live in riskgrid.products.PRODUCT_FILES)
 PRODUCTS = {
     "netcdf": "risk.nc",
@@ -56,6 +59,7 @@ PRODUCTS = {
     "geotiff": "risk.tif",
     "png": "risk_map.png",
     "zones": "zones.geojson",
+    "briefing": "briefing.html",
 }
 
 
@@ -169,16 +173,31 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     ds = products.risk_dataset(risk, zones=zones, extra_attrs=provenance)
     title = (products.default_title(ds) + f"\n{model.n_events_:,} events in {train_days:g} training days; "
              f"{len(zones)} zones hold {zones.captured_share:.1%} of the risk")
+    zone_meta = {  # what a web map loading zones.geojson needs to read the numbers
+        "window_start": day_s,
+        "window_end": provenance["forecast_end"],
+        "horizon_days": horizon,
+        "units": str(ds["risk"].attrs.get("units", "expected events per cell in the forecast window")),
+        "model": cfg["model"]["name"],
+    }
     options = dict(grid=grid, zones=zones, pixel_m=float(cfg["outputs"]["raster_pixel_m"]),
-                   crs=cfg["outputs"]["raster_crs"], title=title)
+                   crs=cfg["outputs"]["raster_crs"], title=title, metadata=zone_meta)
 
     created = [d for d in (os.path.dirname(parent), parent) if not os.path.isdir(d)]
     os.makedirs(parent, exist_ok=True)
     tmp = temporary_folder(parent, day_s)
     try:
         for fmt in formats:
+            if fmt == "briefing":
+                continue  # written last: it embeds the map and reads the exposure log
             with step(f"write {fmt}"):
                 products.write_product(fmt, ds, os.path.join(tmp, PRODUCTS[fmt]), **options)
+        if "briefing" in formats:
+            with step("write briefing"):
+                _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options)
+        if cfg["outputs"].get("exposure_log", True):
+            with step("exposure log"):
+                _append_exposure(cfg, parent, day, horizon, risk, grid, zones, fc)
         with step("hash outputs"):
             files = [
                 {"path": rel, "bytes": os.path.getsize(os.path.join(tmp, rel)), "sha256": sha256_file(os.path.join(tmp, rel))}
@@ -225,3 +244,54 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     manifest["folder"] = target
     manifest["skipped"] = False
     return manifest
+
+
+def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options) -> None:
+    """``briefing.html`` in the temporary folder: map (the job's PNG), zones, close-ups, trend from the exposure log."""
+    from .. import products
+    from ..exposure import read_exposure
+    from ..products.briefing import write_briefing, zone_flag_history, zone_map_png
+
+    png = os.path.join(tmp, PRODUCTS["png"])
+    scratch = None
+    if not os.path.exists(png):  # no PNG product: draw the map for the briefing only
+        scratch = png = os.path.join(tmp, ".briefing-map.png")
+        products.write_png(ds, png, zones=zones, grid=grid, title=options["title"])
+    try:
+        before = fc.events.between(None, fc.date_days)
+        write_briefing(
+            os.path.join(tmp, PRODUCTS["briefing"]), zones, forecast_start=day, horizon_days=horizon, map_png=png,
+            city=cfg["city"], model=cfg["model"]["name"], units="incidents",
+            last_event=before.timestamps.iloc[-1] if len(before) else None,
+            trends=zone_flag_history(read_exposure(os.path.dirname(parent), name=cfg["city"]), zones, before=day),
+            trend_percent=True,
+            zone_maps={z.number: zone_map_png(risk, grid, zones, z.number) for z in zones.zones},
+        )
+    finally:
+        if scratch is not None:
+            with contextlib.suppress(OSError):
+                os.remove(scratch)
+
+
+def _append_exposure(cfg, parent, day, horizon, risk, grid, zones, fc) -> None:
+    """Append this run's flagged cells to the log ``OUT/exposure/`` under the name of the city (a rerun of the
+    date replaces its rows; see :func:`riskgrid.exposure.append_exposure`)."""
+    from ..exposure import append_exposure, exposure_table, source_counts
+
+    counts = {}
+    col = cfg["events"].get("source_column")
+    if col and col in fc.train.extra.columns:
+        cells = grid.assign(fc.train.lat, fc.train.lon)
+        n_tr, n_disc = source_counts(cells, fc.train.extra[col].astype(str).to_numpy(), len(grid))
+        counts = {"n_train": n_tr, "n_train_discovered": n_disc}
+    flagged = exposure_table(zones_risk(risk, len(grid)), grid.cell_ids, zones.cell_zone,
+                             top_n=EXPOSURE_TOP_N, **counts)
+    append_exposure(os.path.dirname(parent), day, flagged, model=cfg["model"]["name"], horizon_days=horizon,
+                    name=cfg["city"])
+
+
+def zones_risk(risk, n_cells: int):
+    """The per-cell risk the zones were chosen on (categories summed)."""
+    from ..metrics import risk_values
+
+    return risk_values(risk, n_cells)

@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 
 from ..errors import ConfigError, NoEventsError
 
-__all__ = ["load_events", "load_job_events", "simulated_events", "study_area", "events_from_config"]
+__all__ = ["load_events", "load_job_events", "simulated_events", "study_area", "events_from_config", "apply_discovered"]
 
 
 def load_events(
@@ -36,6 +36,9 @@ def load_events(
     city: str | None = None,
     categories: Sequence[str] | None = None,
     on_invalid: str = "raise",
+    options: Mapping | None = None,
+    source_column: str | None = None,
+    discovered="keep",
 ):
     """Read and validate the events of one job (what a worker does first).
 
@@ -51,6 +54,15 @@ def load_events(
         Event types to keep.
     on_invalid : {"raise", "drop"}
         See :meth:`riskgrid.EventSet.from_frame`.
+    options : dict, optional
+        Further keywords of :meth:`riskgrid.EventSet.from_frame` (``time_format``,
+        ``year_range``, ``bbox``, ``within``, ``far_km``, ``keep_duplicates``);
+        not used for an EventSet (already validated).
+    source_column : str, optional
+        Column holding each record's provenance (``reported`` / ``discovered``);
+        read in full (a Parquet file is then not pruned to the role columns).
+    discovered : {"keep", "exclude"} or float
+        See :func:`apply_discovered`.
 
     Raises
     ------
@@ -68,19 +80,66 @@ def load_events(
     if isinstance(source, EventSet):
         events = source
     else:
-        events = read_events(os.fspath(source), city=city, prune_columns=True, on_invalid=on_invalid, **cols)
+        events = read_events(os.fspath(source), city=city, prune_columns=source_column is None, on_invalid=on_invalid,
+                             **cols, **dict(options or {}))
     if categories:
         try:
             events = events.select(list(categories))
         except ValueError as exc:
             raise ConfigError(f"categories: {exc}") from exc
-    return events
+    return apply_discovered(events, source_column, discovered)
+
+
+#: provenance labels of ``[events] source_column``
+SOURCE_LABELS = ("reported", "discovered")
+
+
+def apply_discovered(events, source_column: str | None, discovered="keep"):
+    """Keep, drop or down-weight the police-discovered records of an EventSet (model-independent).
+
+    Parameters
+    ----------
+    events : EventSet
+    source_column : str or None
+        Column of ``events.extra`` with ``reported`` / ``discovered`` (case
+        and surrounding spaces ignored); ``None``: nothing to do.
+    discovered : {"keep", "exclude"} or float
+        ``"exclude"`` drops the discovered records before anything else (the
+        study area included); a number ``w`` in (0, 1) multiplies their event
+        weights by ``w`` (a weight is a multiplicity: CountHotspot counts a
+        discovered record as ``w`` of an event).
+
+    Raises
+    ------
+    ConfigError
+        The column is missing, or holds values other than the two labels
+        (naming the count and the first values).
+    """
+    import numpy as np
+
+    if source_column is None:
+        return events
+    if source_column not in events.extra.columns:
+        raise ConfigError(f"events.source_column {source_column!r} is not a column of the events; "
+                          f"they have {list(map(str, events.extra.columns))}")
+    if discovered == "keep":
+        return events
+    labels = events.extra[source_column].astype("string").str.strip().str.lower()
+    bad = ~labels.isin(SOURCE_LABELS).fillna(False).to_numpy(dtype=bool)
+    if bad.any():
+        vals = sorted(set(map(str, events.extra[source_column][bad].tolist())))[:5]
+        raise ConfigError(f"events.source_column {source_column!r}: {int(bad.sum())} record(s) are neither "
+                          f"'reported' nor 'discovered' (e.g. {vals})")
+    disc = (labels == "discovered").to_numpy(dtype=bool)
+    if discovered == "exclude":
+        return events._take(np.flatnonzero(~disc))
+    return events.with_weights(np.where(disc, events.weight * float(discovered), events.weight))
 
 
 def load_job_events(job):
     """:func:`load_events` with the source fields of a :class:`~riskgrid.pipeline.specs.ForecastJob` / ``BacktestJob``."""
     return load_events(job.source, columns=job.columns, city=job.city, categories=job.categories,
-                       on_invalid=job.on_invalid)
+                       on_invalid=job.on_invalid, **job.load_options())
 
 
 def simulated_events(cfg: dict):

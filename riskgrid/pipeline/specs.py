@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .config import check_days, check_grid, check_on_invalid
+from .config import check_days, check_discovered, check_grid, check_on_invalid, event_options
+
+#: keyword arguments of :meth:`riskgrid.EventSet.from_frame` a job may set (``event_options``)
+EVENT_OPTIONS = ("time_format", "year_range", "bbox", "within", "far_km", "keep_duplicates")
 
 __all__ = ["GridSpec", "ModelSpec", "ForecastJob", "BacktestJob", "COLUMN_ROLES", "check_columns"]
 
 #: roles of the event table's columns (``columns=`` of a job, keys of ``[events]``)
-COLUMN_ROLES = ("time", "lat", "lon", "category", "weight")
+COLUMN_ROLES = ("time", "lat", "lon", "category", "weight", "id")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class ModelSpec:
 
 def check_columns(columns, categories) -> dict:
     """Column names by role (defaults ``timestamp``, ``lat``, ``lon``); unknown roles are a ConfigError."""
-    cols = {"time": "timestamp", "lat": "lat", "lon": "lon", "category": None, "weight": None}
+    cols = {"time": "timestamp", "lat": "lat", "lon": "lon", "category": None, "weight": None, "id": None}
     if columns:
         unknown = sorted(set(columns) - set(COLUMN_ROLES))
         if unknown:
@@ -134,6 +137,9 @@ class _JobBase:
     columns: Mapping[str, str | None] | None = None
     city: str | None = None
     on_invalid: str = "raise"
+    event_options: Mapping[str, Any] | None = None
+    source_column: str | None = None
+    discovered: Any = "keep"
 
     def _validate(self):
         if not isinstance(self.name, str) or not self.name:
@@ -152,12 +158,26 @@ class _JobBase:
             object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "columns", check_columns(self.columns, self.categories))
         check_on_invalid(f"{where} on_invalid", self.on_invalid)
+        object.__setattr__(self, "event_options", dict(self.event_options or {}))
+        unknown = sorted(set(self.event_options) - set(EVENT_OPTIONS))
+        if unknown:
+            raise ConfigError(f"{where} unknown event option(s) {unknown}; allowed: {list(EVENT_OPTIONS)}")
+        object.__setattr__(self, "discovered", check_discovered(f"{where} discovered", self.discovered))
+        if self.discovered != "keep" and not self.source_column:
+            raise ConfigError(f"{where} discovered={self.discovered!r} needs source_column (reported / discovered)")
+
+    def load_options(self) -> dict:
+        """Keyword arguments of :func:`riskgrid.pipeline.source.load_events` beyond the columns and filters."""
+        return {"options": dict(self.event_options), "source_column": self.source_column,
+                "discovered": self.discovered}
 
     def data_key(self) -> tuple:
         """What identifies the loaded events + grid of this job (the worker cache key)."""
         src = self.source if isinstance(self.source, str) else ("EventSet", id(self.source))
         cols = tuple(sorted((k, v) for k, v in self.columns.items() if v is not None))
-        return (src, self.city, cols, self.categories, self.on_invalid, self.grid)
+        opts = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.event_options.items()))
+        return (src, self.city, cols, self.categories, self.on_invalid, self.grid, opts, self.source_column,
+                self.discovered)
 
 
 def _source_from_config(cfg: dict) -> dict:
@@ -177,6 +197,9 @@ def _source_from_config(cfg: dict) -> dict:
         categories=ev.get("categories") if not isinstance(source, EventSet) else None,
         columns={k: ev[k] for k in COLUMN_ROLES},
         on_invalid=ev["on_invalid"],
+        event_options=event_options(ev, g.get("geojson")),
+        source_column=ev.get("source_column"),
+        discovered=ev.get("discovered", "keep"),
     )
 
 
@@ -214,6 +237,16 @@ class ForecastJob(_JobBase):
         (pyarrow ``filters=[("city", "=", city)]``).
     on_invalid : {"raise", "drop"}
         See :meth:`riskgrid.EventSet.from_frame`.
+    event_options : dict, optional
+        Further validation keywords of :meth:`riskgrid.EventSet.from_frame`
+        (:data:`EVENT_OPTIONS`: ``time_format``, ``year_range``, ``bbox``,
+        ``within``, ``far_km``, ``keep_duplicates``); ignored for an EventSet source.
+    source_column : str, optional
+        Column saying whether a record was ``reported`` (by residents) or
+        ``discovered`` (by police: stops, narcotics arrests).
+    discovered : {"keep", "exclude"} or float
+        What the fit does with discovered records: keep them, drop them, or
+        multiply their weights by a number in (0, 1).
     """
 
     model: Any = "CountHotspot"

@@ -58,7 +58,7 @@ FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zon
 
 
 def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float = 50.0, crs: str = "EPSG:3857",
-                  title: str | None = None) -> str:
+                  title: str | None = None, metadata: dict | None = None) -> str:
     """Write one product of the forecast Dataset ``ds`` (:func:`risk_dataset`) to ``path``.
 
     Parameters
@@ -73,6 +73,9 @@ def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float =
         Raster pixel size (ground metres) and CRS of ``"geotiff"``.
     title : str, optional
         Title of the ``"png"`` map.
+    metadata : dict, optional
+        ``"zones"``: JSON-ready forecast metadata (window start, horizon,
+        units, model) put into every zone's properties.
     """
     if fmt == "netcdf":
         return write_netcdf(ds, path)
@@ -91,5 +94,5 @@ def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float =
     if fmt == "zones":
         if zones is None:
             raise ValueError("the 'zones' product needs zones= (a ZoneSet from riskgrid.select_zones)")
-        return write_zones_geojson(zones, path)
+        return write_zones_geojson(zones, path, metadata=metadata)
     raise ValueError(f"unknown product format {fmt!r}; allowed: {list(FORMATS)}")

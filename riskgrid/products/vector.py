@@ -86,8 +86,9 @@ def write_csv(obj, path) -> str:
     return os.fspath(path)
 
 
-def write_zones_geojson(zones, path) -> str:
-    """GeoJSON of the patrol zones (:meth:`ZoneSet.to_geojson`)."""
-    _json_dump(zones.to_geojson(), os.fspath(path))
+def write_zones_geojson(zones, path, metadata: dict | None = None) -> str:
+    """GeoJSON of the patrol zones (:meth:`ZoneSet.to_geojson`); ``metadata`` (window, horizon, units, model)
+    goes into every zone's properties and the collection's ``"riskgrid"`` member."""
+    _json_dump(zones.to_geojson(metadata=metadata), os.fspath(path))
     return os.fspath(path)
 
