@@ -217,6 +217,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
             "inputs": [{"path": k, "sha256": v} for k, v in sorted(hashes.items())],
             "n_events_input": int(len(events)),
             "n_events_rejected": int(len(events.rejected)),
+            "events": _events_record(cfg, events),
             "n_events_train": int(len(fc.train)),
             "n_events_used": int(model.n_events_),
             "grid": {"n_cells": len(grid), "resolution": grid.resolution, "area_km2": float(grid.area_m2.sum() / 1e6),
@@ -295,3 +296,19 @@ def zones_risk(risk, n_cells: int):
     from ..metrics import risk_values
 
     return risk_values(risk, n_cells)
+
+
+def _events_record(cfg, events) -> dict:
+    """The validation settings the events were read with and the rejected rows counted per reason."""
+    reasons: dict[str, int] = {}
+    if len(events.rejected) and "reason" in events.rejected.columns:
+        for text in events.rejected["reason"].astype(str):
+            for r in text.split("; "):
+                reasons[r] = reasons.get(r, 0) + 1
+    ev = cfg["events"]
+    return {
+        "validation": jsonable(getattr(events, "validation", {}) or {}),
+        "rejected_reasons": dict(sorted(reasons.items())),
+        "source_column": ev.get("source_column"),
+        "discovered": ev.get("discovered", "keep"),
+    }

@@ -105,3 +105,154 @@ def test_briefing_without_png_product(tmp_path):
     assert [f["path"] for f in man["files"]] == ["briefing.html"]
     html = open(os.path.join(man["folder"], "briefing.html"), encoding="utf-8").read()
     assert "data:image/png;base64," in html
+
+
+# --------------------------------------------------------------------------- #
+# discovered vs reported (issue 14 item 5)
+# --------------------------------------------------------------------------- #
+def _fit_counts(cfg, grid=None):
+    from riskgrid.pipeline.config import validate_config
+    from riskgrid.pipeline.forecasting import fit_forecast
+    from riskgrid.pipeline.specs import ForecastJob
+
+    fc = fit_forecast(ForecastJob.from_config(validate_config(cfg), date=DATE), grid=grid)
+    return fc
+
+
+def test_discovered_exclude_and_down_weight_change_the_fit_as_documented(tmp_path):
+    base = small_config(tmp_path)
+    keep = _fit_counts(small_config(tmp_path, events={"source_column": "source"}))
+    grid = keep.grid
+    excl = _fit_counts(small_config(tmp_path, events={"source_column": "source", "discovered": "exclude"}), grid)
+    half = _fit_counts(small_config(tmp_path, events={"source_column": "source", "discovered": 0.25}), grid)
+    plain = _fit_counts(base, grid)
+    np.testing.assert_array_equal(plain.model.counts_, keep.model.counts_)  # "keep" = no source column
+    disc = keep.events.extra["source"].to_numpy() == "discovered"
+    assert disc.sum() > 0 and len(excl.events) == len(keep.events) - disc.sum()
+    assert (excl.events.extra["source"] == "reported").all()
+    # CountHotspot counts: a discovered record counts as 0 (exclude) or 0.25 (down-weighted) of an event
+    n_disc = keep.model.counts_ - excl.model.counts_
+    assert n_disc.sum() > 0 and np.all(n_disc >= 0)
+    cell = grid.assign(keep.train.lat, keep.train.lon)
+    tr = keep.train
+    in_win = (tr.t >= keep.date_days - 30) & (cell >= 0) & (tr.extra["source"].to_numpy() == "discovered")
+    np.testing.assert_array_equal(n_disc, np.bincount(cell[in_win], minlength=len(grid)))
+    np.testing.assert_allclose(half.model.counts_, excl.model.counts_ + 0.25 * n_disc, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(half.risk.values.sum(), excl.risk.values.sum() + 0.25 * (keep.risk.values.sum()
+                               - excl.risk.values.sum()), rtol=1e-12)
+
+
+def test_discovered_settings_are_checked(tmp_path):
+    from riskgrid.errors import ConfigError
+    from riskgrid.pipeline.config import validate_config
+
+    for bad in (0, 1, 1.5, -0.2, "drop", True):
+        with pytest.raises(ConfigError, match="events.discovered"):
+            validate_config(small_config(tmp_path, events={"source_column": "source", "discovered": bad}))
+    with pytest.raises(ConfigError, match="needs events.source_column"):
+        validate_config(small_config(tmp_path, events={"discovered": "exclude"}))
+    with pytest.raises(ConfigError, match="'nosuch' is not a column"):
+        job.run_forecast(small_config(tmp_path, events={"source_column": "nosuch", "discovered": "exclude"}), DATE,
+                         tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- #
+# [events] validation keys (issue 15) reach read_events, and the manifest records them
+# --------------------------------------------------------------------------- #
+def _with_rows(tmp_path, name, extra_rows=None, n_dup=0, fmt=None):
+    """The small city's events plus some rows (dicts) and ``n_dup`` repeated rows, as Parquet (or CSV with ``fmt``)."""
+    small_config(tmp_path)
+    df = pd.read_parquet(tmp_path / "events.parquet")
+    rows = [df]
+    if n_dup:
+        rows.append(df.iloc[100:100 + n_dup])
+    if extra_rows:
+        base = df.iloc[200]
+        rows.append(pd.DataFrame([{**base.to_dict(), **r} for r in extra_rows]))
+    out = pd.concat(rows, ignore_index=True)
+    if fmt is not None:
+        out["timestamp"] = pd.to_datetime(out["timestamp"]).dt.strftime(fmt)
+        path = tmp_path / f"{name}.csv"
+        out.to_csv(path, index=False)
+    else:
+        path = tmp_path / f"{name}.parquet"
+        out.to_parquet(path)
+    return str(path)
+
+
+def _run(tmp_path, sub, **events):
+    cfg = small_config(tmp_path, events=events, outputs={"formats": ["zones"], "exposure_log": False})
+    return job.run_forecast(cfg, DATE, tmp_path / sub)
+
+
+def test_id_column_rejects_duplicate_ids_and_keep_duplicates_keeps_them(tmp_path):
+    path = _with_rows(tmp_path, "dups", n_dup=5)
+    no_id = _run(tmp_path, "a", path=path, on_invalid="drop")
+    assert no_id["n_events_rejected"] == 0  # pruned columns cannot tell duplicates apart: all kept
+    man = _run(tmp_path, "b", path=path, on_invalid="drop", id="event_id")
+    assert man["n_events_rejected"] == 5 and man["events"]["rejected_reasons"] == {"duplicate": 5}
+    assert man["n_events_input"] == no_id["n_events_input"] - 5
+    assert man["events"]["validation"]["duplicates"] == "same 'event_id'"
+    kept = _run(tmp_path, "c", path=path, on_invalid="drop", id="event_id", keep_duplicates=True)
+    assert kept["n_events_rejected"] == 0 and kept["n_events_input"] == no_id["n_events_input"]
+    with pytest.raises(rg.EventDataError, match="duplicate"):
+        _run(tmp_path, "d", path=path, id="event_id")
+
+
+def test_time_format_is_used(tmp_path):
+    path = _with_rows(tmp_path, "dayfirst", fmt="%d/%m/%Y %H:%M:%S.%f")
+    ref = _run(tmp_path, "ref", path=str(tmp_path / "events.parquet"))
+    man = _run(tmp_path, "a", path=path, time_format="%d/%m/%Y %H:%M:%S.%f")
+    assert man["events"]["validation"]["time_format"] == "%d/%m/%Y %H:%M:%S.%f"
+    assert man["n_events_train"] == ref["n_events_train"] and man["risk_total"] == pytest.approx(ref["risk_total"])
+    with pytest.raises(rg.EventDataError):  # the wrong order is refused, never guessed
+        _run(tmp_path, "b", path=path, time_format="%m/%d/%Y %H:%M:%S.%f")
+
+
+def test_year_range_bbox_far_km_and_within(tmp_path):
+    small = pd.read_parquet(small_config(tmp_path)["events"]["path"])
+    lat0, lon0 = float(small["lat"].median()), float(small["lon"].median())
+    old = [{"timestamp": pd.Timestamp("2023-12-30 10:00")}]
+    path = _with_rows(tmp_path, "old", extra_rows=old)
+    assert _run(tmp_path, "a", path=path, on_invalid="drop")["n_events_rejected"] == 0
+    man = _run(tmp_path, "b", path=path, on_invalid="drop", year_range=[2024, 2025])
+    assert man["events"]["rejected_reasons"] == {"time_out_of_range": 1}
+    assert man["events"]["validation"]["year_range"] == [2024, 2025]
+    # a point 20 km north: inside the automatic far-from-the-bulk threshold (50 km), outside a declared area
+    north = [{"lat": lat0 + 0.18, "lon": lon0}]
+    path = _with_rows(tmp_path, "north", extra_rows=north)
+    assert _run(tmp_path, "c", path=path, on_invalid="drop")["n_events_rejected"] == 0
+    bbox = [lon0 - 0.1, lat0 - 0.1, lon0 + 0.1, lat0 + 0.1]
+    man = _run(tmp_path, "d", path=path, on_invalid="drop", bbox=bbox)
+    assert man["events"]["rejected_reasons"] == {"outside_study_area": 1}
+    man = _run(tmp_path, "e", path=path, on_invalid="drop", far_km=10)
+    assert man["events"]["rejected_reasons"] == {"far_from_study_area": 1}
+    ring = [[lon0 - 0.1, lat0 - 0.1], [lon0 + 0.1, lat0 - 0.1], [lon0 + 0.1, lat0 + 0.1], [lon0 - 0.1, lat0 + 0.1],
+            [lon0 - 0.1, lat0 - 0.1]]
+    poly = tmp_path / "area.geojson"
+    poly.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    from riskgrid.pipeline.config import validate_config
+
+    rel = small_config(tmp_path, events={"within": "area.geojson"})
+    assert validate_config(rel, path=str(tmp_path / "city.toml"))["events"]["within"] == str(poly)  # like other paths
+    man = _run(tmp_path, "f", path=path, on_invalid="drop", within=str(poly))
+    assert man["events"]["rejected_reasons"] == {"outside_study_area": 1}
+    cfg = small_config(tmp_path, events={"path": path, "on_invalid": "drop", "within": "grid"},
+                       grid={"geojson": str(poly)}, outputs={"formats": ["zones"], "exposure_log": False})
+    man = job.run_forecast(cfg, DATE, tmp_path / "g")
+    assert man["events"]["rejected_reasons"] == {"outside_study_area": 1}
+
+
+def test_event_key_values_are_checked(tmp_path):
+    from riskgrid.errors import ConfigError
+    from riskgrid.pipeline.config import validate_config
+
+    bad = [({"year_range": [2025, 2024]}, "events.year_range"), ({"year_range": [2024]}, "events.year_range"),
+           ({"bbox": [1, 2, 3]}, "events.bbox"), ({"bbox": [10, 50, 5, 60]}, "events.bbox"),
+           ({"bbox": [0, -95, 1, 1]}, "events.bbox"), ({"far_km": "never"}, "events.far_km"),
+           ({"far_km": -1}, "events.far_km"), ({"far_km": float("nan")}, "events.far_km"),
+           ({"within": "grid"}, "needs \\[grid\\] geojson"), ({"time_format": " "}, "events.time_format"),
+           ({"keep_duplicates": "yes"}, "events.keep_duplicates"), ({"id": 3}, "events.id")]
+    for events, match in bad:
+        with pytest.raises(ConfigError, match=match):
+            validate_config(small_config(tmp_path, events=events))
