@@ -353,3 +353,54 @@ def test_library_calls_are_quiet_and_stateless(monkeypatch, rng):
     monkeypatch.setattr(msepp, "_MAX_PAIR_BYTES", 16 * 100)
     with pytest.raises(ValueError, match="max_days"):
         msepp.candidate_pairs(t, x, y, 30.0, 1000.0)
+
+
+# --------------------------------------------------------------------------- #
+# event weights
+# --------------------------------------------------------------------------- #
+def test_weighted_estep_equals_duplicated_events(rng):
+    """Integer weights: the weighted E-step on the events equals the plain E-step on the copies."""
+    t, x, y = _random_events(rng, n=250)
+    k = rng.integers(1, 4, t.size)
+    rep = np.repeat(np.arange(t.size), k)
+    mu = rng.uniform(1e-7, 1e-6, t.size)
+    pairs = msepp.candidate_pairs(t, x, y, 10.0, 300.0, parents=True)
+    dup = msepp.candidate_pairs(t[rep], x[rep], y[rep], 10.0, 300.0)
+    wt = k.astype(float)
+    lam, pbg, s = K.estep_expgauss_weighted(*pairs, wt, mu, 0.4, 0.3, 80.0, 7)
+    lam_d, pbg_d, s_d = K.estep_expgauss(*dup, mu[rep], 0.4, 0.3, 80.0, 11)
+    assert np.allclose(lam[rep], lam_d, rtol=1e-12) and np.allclose(pbg[rep], pbg_d, rtol=1e-12)
+    assert np.allclose(s, s_d, rtol=1e-10)
+    t_edges, d_edges = np.array([0.0, 1.0, 4.0, 10.0]), np.array([0.0, 50.0, 150.0, 300.0])
+    rate, dens = np.array([0.2, 0.05, 0.01]), np.array([3e-5, 1e-5, 2e-6])
+    h = K.estep_histogram_weighted(*pairs, wt, mu, rate, t_edges, dens, d_edges**2, 5)
+    h_d = K.estep_histogram(*dup, mu[rep], rate, t_edges, dens, d_edges**2, 9)
+    assert np.allclose(h[0][rep], h_d[0], rtol=1e-12)
+    assert np.allclose(h[2], h_d[2], rtol=1e-10) and np.allclose(h[3], h_d[3], rtol=1e-10)
+
+
+def test_weighted_fit_equals_duplicated_events_and_unit_weights_are_bitwise(small_city):
+    df, ev, grid = small_city
+    k = np.random.default_rng(4).integers(1, 3, len(df))
+    wdf = df.copy()
+    wdf["w"] = k
+    ev_w = rg.EventSet.from_frame(wdf, category="category", weight="w")
+    dup = df.loc[df.index.repeat(k)].reset_index(drop=True)
+    dup["event_id"] = [f"d{i}" for i in range(len(dup))]
+    ev_d = rg.EventSet.from_frame(dup, category="category")
+    kw = dict(bandwidth_m=300.0, max_days=40.0, max_distance_m=600.0, tol=1e-10, max_iter=500)
+    a = SEPP(**kw).fit(ev_w, grid)
+    b = SEPP(**kw).fit(ev_d, grid)
+    assert a._kde.exact == b._kde.exact
+    assert a.theta_ == pytest.approx(b.theta_, rel=1e-6)
+    assert a.omega_ == pytest.approx(b.omega_, rel=1e-6)
+    assert a.sigma_m_ == pytest.approx(b.sigma_m_, rel=1e-6)
+    assert a.background_rate_ == pytest.approx(b.background_rate_, rel=1e-6)
+    assert np.allclose(a.predict(horizon_days=7).values, b.predict(horizon_days=7).values, rtol=1e-5)
+    c = SEPP(**kw).fit(ev, grid)
+    assert abs(c.theta_ - a.theta_) > 1e-3  # the weights matter
+    wdf["w"] = 1.0
+    ev_1 = rg.EventSet.from_frame(wdf, category="category", weight="w")
+    u = SEPP(max_iter=50).fit(ev, grid)
+    v = SEPP(max_iter=50).fit(ev_1, grid)
+    assert u.log_likelihood_ == v.log_likelihood_ and u.theta_ == v.theta_ and u.sigma_m_ == v.sigma_m_

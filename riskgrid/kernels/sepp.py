@@ -30,6 +30,8 @@ __all__ = [
     "candidate_pairs",
     "estep_expgauss",
     "estep_histogram",
+    "estep_expgauss_weighted",
+    "estep_histogram_weighted",
     "bin_linear",
     "convolve_separable",
     "interp_bilinear",
@@ -61,7 +63,8 @@ def _lower_bound(a, lo, hi, v):
 # candidate parents
 # --------------------------------------------------------------------------- #
 @jit_parallel
-def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, fill):
+def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, fill,
+                     par, want_par):
     n = t.size
     counts = np.zeros(n, dtype=np.int64)
     for j in prange(j_first, n):
@@ -90,13 +93,15 @@ def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_
                         if fill:
                             dt[p + c] = tj - t[i]
                             r2[p + c] = d2
+                            if want_par:
+                                par[p + c] = i
                         c += 1
         counts[j] = c
     return counts
 
 
 @jit
-def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, max_pairs):
+def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, max_pairs, want_par):
     """Candidate parents of every event ``j >= j_first``, as CSR arrays.
 
     Parent ``i`` of ``j`` satisfies ``t[j] - max_days <= t[i] < t[j]`` (strict:
@@ -107,6 +112,8 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
 
     If the number of pairs exceeds ``max_pairs`` the fill pass is skipped
     and ``dt``, ``r2`` are returned empty (the caller checks ``indptr[-1]``).
+    With ``want_par`` the parent of every pair is returned too (int32,
+    4 bytes per pair; weighted fits), else an empty array.
 
     Returns
     -------
@@ -116,20 +123,26 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
         ``t[j] - t[i]`` in days (> 0).
     r2 : float64 (n_pairs,)
         Squared distance in m².
+    par : int32 (n_pairs,) or (0,)
+        Parent ``i`` of each pair (``want_par``).
     """
     n = t.size
     t_hash = t[order]
     empty = np.zeros(0)
+    no_par = np.zeros(0, dtype=np.int32)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    counts = _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, empty, empty, False)
+    counts = _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, empty,
+                              empty, False, no_par, False)
     for j in range(n):
         indptr[j + 1] = indptr[j] + counts[j]
     if indptr[n] > max_pairs:
-        return indptr, empty, empty
+        return indptr, empty, empty, no_par
     dt = np.empty(indptr[n])
     r2 = np.empty(indptr[n])
-    _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True)
-    return indptr, dt, r2
+    par = np.empty(indptr[n] if want_par else 0, dtype=np.int32)
+    _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True,
+                     par, want_par)
+    return indptr, dt, r2, par
 
 
 # --------------------------------------------------------------------------- #
@@ -252,6 +265,87 @@ def estep_histogram(indptr, dt, r2, mu, rate_time, time_edges, density_space, r2
                 bt = _bin_of(time_edges, dt[p])
                 bs = _bin_of(r2_edges, r2[p])
                 q = rate_time[bt] * density_space[bs] * inv
+                part_t[c, bt] += q
+                part_s[c, bs] += q
+    stats_time = np.zeros(nbt)
+    stats_space = np.zeros(nbs)
+    for c in range(n_chunks):
+        for k in range(nbt):
+            stats_time[k] += part_t[c, k]
+        for k in range(nbs):
+            stats_space[k] += part_s[c, k]
+    return lam, p_bg, stats_time, stats_space
+
+
+@jit_parallel
+def estep_expgauss_weighted(indptr, dt, r2, par, wt, mu, theta, omega, sigma, n_chunks):
+    """:func:`estep_expgauss` with event weights (multiplicities).
+
+    A parent ``i`` counts ``wt[i]`` times in the intensity (``par`` from
+    :func:`candidate_pairs` with ``want_par``) and a child ``j`` ``wt[j]``
+    times in the statistics; ``lam`` and ``p_bg`` are per event as before.
+    """
+    n = mu.size
+    lam = np.empty(n)
+    p_bg = np.empty(n)
+    part = np.zeros((n_chunks, 3))
+    a = theta * omega / (TWO_PI * sigma * sigma)
+    b = 0.5 / (sigma * sigma)
+    for c in prange(n_chunks):
+        j0, j1 = _chunk_bounds(n, n_chunks, c)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(j0, j1):
+            g0 = 0.0
+            g1 = 0.0
+            g2 = 0.0
+            for p in range(indptr[j], indptr[j + 1]):
+                g = wt[par[p]] * a * math.exp(-omega * dt[p] - b * r2[p])
+                g0 += g
+                g1 += g * dt[p]
+                g2 += g * r2[p]
+            lj = mu[j] + g0
+            lam[j] = lj
+            p_bg[j] = mu[j] / lj
+            wj = wt[j] / lj
+            s0 += g0 * wj
+            s1 += g1 * wj
+            s2 += g2 * wj
+        part[c, 0] = s0
+        part[c, 1] = s1
+        part[c, 2] = s2
+    stats = np.zeros(3)
+    for c in range(n_chunks):
+        for k in range(3):
+            stats[k] += part[c, k]
+    return lam, p_bg, stats
+
+
+@jit_parallel
+def estep_histogram_weighted(indptr, dt, r2, par, wt, mu, rate_time, time_edges, density_space, r2_edges, n_chunks):
+    """:func:`estep_histogram` with event weights (see :func:`estep_expgauss_weighted`)."""
+    n = mu.size
+    nbt = rate_time.size
+    nbs = density_space.size
+    lam = np.empty(n)
+    p_bg = np.empty(n)
+    part_t = np.zeros((n_chunks, nbt))
+    part_s = np.zeros((n_chunks, nbs))
+    for c in prange(n_chunks):
+        j0, j1 = _chunk_bounds(n, n_chunks, c)
+        for j in range(j0, j1):
+            g0 = 0.0
+            for p in range(indptr[j], indptr[j + 1]):
+                g0 += wt[par[p]] * rate_time[_bin_of(time_edges, dt[p])] * density_space[_bin_of(r2_edges, r2[p])]
+            lj = mu[j] + g0
+            lam[j] = lj
+            p_bg[j] = mu[j] / lj
+            inv = wt[j] / lj
+            for p in range(indptr[j], indptr[j + 1]):
+                bt = _bin_of(time_edges, dt[p])
+                bs = _bin_of(r2_edges, r2[p])
+                q = wt[par[p]] * rate_time[bt] * density_space[bs] * inv
                 part_t[c, bt] += q
                 part_s[c, bs] += q
     stats_time = np.zeros(nbt)

@@ -103,13 +103,14 @@ class _Hash:
         return self.order, self.start, self.x0, self.y0, self.cell, self.nx, self.ny
 
 
-def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0):
-    """CSR candidate parents ``(indptr, dt, r2)`` of events ``j >= j_first`` (see the kernel)."""
+def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0, parents=False):
+    """CSR candidate parents ``(indptr, dt, r2)`` of events ``j >= j_first`` (see the kernel); with
+    ``parents`` also the parent index of every pair (int32), for weighted fits."""
     h = _Hash(x, y, max_distance_m)
     max_pairs = int(_MAX_PAIR_BYTES // 16)
     with _threads(30.0 * t.size):
-        indptr, dt, r2 = K.candidate_pairs(
-            t, x, y, *h.args(), float(max_days), float(max_distance_m) ** 2, int(j_first), max_pairs
+        indptr, dt, r2, par = K.candidate_pairs(
+            t, x, y, *h.args(), float(max_days), float(max_distance_m) ** 2, int(j_first), max_pairs, bool(parents)
         )
     if indptr[-1] > max_pairs:
         # a parameter problem (the truncation is too wide for the data), not a machine problem
@@ -118,7 +119,7 @@ def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0):
             f"max_distance_m={max_distance_m:g}) would need {indptr[-1] * 16 / 1e9:.1f} GB "
             f"(limit {_MAX_PAIR_BYTES / 1e9:g} GB); pass smaller max_days / max_distance_m"
         )
-    return indptr, dt, r2
+    return (indptr, dt, r2, par) if parents else (indptr, dt, r2)
 
 
 class _Raster:
@@ -248,12 +249,13 @@ def cell_samples(grid, cache: dict | None = None):
     return out
 
 
-def _time_exposure(tau, edges):
-    """``E[b] = sum_i |[e_b, e_{b+1}) ∩ [0, tau_i]|`` in days (histogram edge correction)."""
+def _time_exposure(tau, edges, wt=None):
+    """``E[b] = sum_i wt_i |[e_b, e_{b+1}) ∩ [0, tau_i]|`` in days (histogram edge correction)."""
     lo, width = edges[:-1], np.diff(edges)
     out = np.empty(lo.size)
     for b in range(lo.size):
-        out[b] = np.clip(tau - lo[b], 0.0, width[b]).sum()
+        v = np.clip(tau - lo[b], 0.0, width[b])
+        out[b] = v.sum() if wt is None else float(np.dot(wt, v))
     return out
 
 
@@ -265,19 +267,23 @@ def _hist_cdf(rate_time, edges, u):
     return cum[b] + rate_time[b] * (u - edges[b])
 
 
-def _edge_sums(tau_asc, omega):
-    """``A = sum(1 - exp(-omega tau))`` and ``B = sum(tau exp(-omega tau))`` over ``tau`` (ascending).
+def _edge_sums(tau_asc, omega, w_asc=None):
+    """``A = sum w (1 - exp(-omega tau))`` and ``B = sum w tau exp(-omega tau)`` over ``tau`` (ascending).
 
-    Terms with ``omega tau > 60`` contribute ``1`` to ``A`` and nothing to
-    ``B`` (below 1e-26 each), so only the recent suffix of events is visited.
+    ``w_asc``: event weights in the same order (``None``: all 1). Terms with
+    ``omega tau > 60`` contribute ``w`` to ``A`` and nothing to ``B`` (below
+    1e-26 each), so only the recent suffix of events is visited.
     """
     k = int(np.searchsorted(tau_asc, 60.0 / omega, side="right"))
     near = tau_asc[:k]
     e = np.exp(-omega * near)
-    return float(tau_asc.size - k) + float(np.sum(-np.expm1(-omega * near))), float(np.dot(near, e))
+    if w_asc is None:
+        return float(tau_asc.size - k) + float(np.sum(-np.expm1(-omega * near))), float(np.dot(near, e))
+    wn = w_asc[:k]
+    return float(np.sum(w_asc[k:])) + float(np.dot(wn, -np.expm1(-omega * near))), float(np.dot(wn * near, e))
 
 
-def _solve_omega(s0, s1, tau_asc, omega):
+def _solve_omega(s0, s1, tau_asc, omega, w_asc=None):
     """Edge-corrected M-step for omega: root of ``s0/w - s1 - s0 B(w)/A(w)``.
 
     ``A(w) = sum(1 - exp(-w tau))``, ``B(w) = sum(tau exp(-w tau)) = A'(w)``;
@@ -285,13 +291,13 @@ def _solve_omega(s0, s1, tau_asc, omega):
     Returns ``(omega, A(omega))``.
     """
     for _ in range(50):
-        a, b = _edge_sums(tau_asc, omega)
+        a, b = _edge_sums(tau_asc, omega, w_asc)
         new = s0 / (s1 + s0 * b / a)
         done = abs(new - omega) <= 1e-12 * omega
         omega = new
         if done:
             break
-    return omega, _edge_sums(tau_asc, omega)[0]
+    return omega, _edge_sums(tau_asc, omega, w_asc)[0]
 
 
 def _check_edges(value, upper, name, unit):
@@ -428,7 +434,12 @@ class SEPP(RiskModel):
 
     Notes
     -----
-    Event weights are ignored (every event counts once). The trigger's spatial
+    Event weights (``EventSet.weight``) are multiplicities: an event of
+    weight ``k`` counts ``k`` times as a parent (in the intensity, the
+    compensator and the forecast), as a child (in the log-likelihood and the
+    M-step statistics) and in the background KDE; integer weights give the
+    fit on duplicated events, weights 1 today's fit bit for bit (the
+    unweighted kernels run). The trigger's spatial
     kernel is not corrected for the study-area boundary (as in Mohler 2011 and
     hpHawkes), only the background is.
 
@@ -496,6 +507,10 @@ class SEPP(RiskModel):
         if not T > T0:
             raise ValueError(f"the fit window is empty: first event at day {T0}, end at day {T}")
         self._t, self._x, self._y = t, x, y
+        wt = np.ascontiguousarray(events.weight[inside], dtype=np.float64)
+        # unit weights take the unweighted kernels: today's fits bit for bit
+        self._wt = None if np.all(wt == 1.0) else wt
+        self._w_asc = None if self._wt is None else np.ascontiguousarray(wt[::-1])
         self._T0, self._T = T0, T
         self._span = T - T0
         self._tau = T - t  # days from each event to the end of the window
@@ -534,7 +549,7 @@ class SEPP(RiskModel):
         derived = user_md is None or user_mr is None
         md = float(user_md) if user_md is not None else min(_INIT_MAX_DAYS, self._span)
         mr = float(user_mr) if user_mr is not None else _INIT_MAX_DISTANCE_M
-        state = {"theta": 0.5, "omega": _DAYS_SCALE / md, "sigma": mr / _SIGMA_SCALE, "w": np.full(self._t.size, 0.5)}
+        state = {"theta": 0.5, "omega": _DAYS_SCALE / md, "sigma": mr / _SIGMA_SCALE, "w": self._weights(0.5)}
         if derived:
             state = self._em("exp-gauss", state, md, mr, final=False)
             for _ in range(3):
@@ -553,9 +568,25 @@ class SEPP(RiskModel):
         if getattr(self, "_pairs", None) is not None and self._pairs[0] == key:
             return self._pairs[1]
         self._pairs = None
-        pairs = candidate_pairs(self._t, self._x, self._y, max_days, max_d)
+        pairs = candidate_pairs(self._t, self._x, self._y, max_days, max_d, parents=self._wt is not None)
         self._pairs = (key, pairs)
         return pairs
+
+    def _weights(self, p):
+        """Background weights of the events: ``p`` (probability, scalar or per event) times the event weights."""
+        p = np.full(self._t.size, p) if np.ndim(p) == 0 else p
+        return p if self._wt is None else p * self._wt
+
+    @staticmethod
+    def _estep(kind, pairs, mu, wt, *args):
+        """Unweighted or weighted E-step over candidate pairs (``pairs`` holds the parents when weighted)."""
+        if wt is None:
+            indptr, dt, r2 = pairs[:3]
+            fn = K.estep_expgauss if kind == "exp-gauss" else K.estep_histogram
+            return fn(indptr, dt, r2, mu, *args)
+        indptr, dt, r2, par = pairs
+        fn = K.estep_expgauss_weighted if kind == "exp-gauss" else K.estep_histogram_weighted
+        return fn(indptr, dt, r2, par, wt, mu, *args)
 
     def _finish_expgauss(self, state, md, mr):
         self.theta_ = state["theta"]
@@ -589,7 +620,7 @@ class SEPP(RiskModel):
         if state is None:
             rate = np.full(t_edges.size - 1, 0.5 / md)
             dens = np.full(d_edges.size - 1, 1.0 / (math.pi * mr * mr))
-            w = np.full(self._t.size, 0.5)
+            w = self._weights(0.5)
         else:  # start from the exp-gauss fit
             th, om, sg = state["theta"], state["omega"], state["sigma"]
             rate = th * -np.diff(np.exp(-om * t_edges)) / np.diff(t_edges)
@@ -722,12 +753,13 @@ class SEPP(RiskModel):
         """EM iterations at one truncation; ``st`` holds the parameters and background weights ``w``."""
         tau = self._tau
         n = self._t.size
-        indptr, dt, r2 = self._get_pairs(max_days, max_d)
+        pairs = self._get_pairs(max_days, max_d)
+        indptr = pairs[0]
         self.n_pairs_ = int(indptr[-1])
         log.info("SEPP %s: %d candidate pairs (%.1f per event), max_days=%g, max_distance_m=%g", kind, self.n_pairs_, self.n_pairs_ / n, max_days, max_d)
         nch = _n_chunks(n)
         if kind == "histogram":
-            exposure = _time_exposure(tau, st["t_edges"])
+            exposure = _time_exposure(tau, st["t_edges"], self._wt)
             r2_edges = st["d_edges"] ** 2
         ll_prev = None
         p_prev = None
@@ -738,12 +770,14 @@ class SEPP(RiskModel):
             with _threads(work):
                 mu, Z, n_bg = self._background(st["w"])
                 if kind == "exp-gauss":
-                    lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, mu, st["theta"], st["omega"], st["sigma"], nch)
-                    comp = st["theta"] * _edge_sums(self._tau_asc, st["omega"])[0]
+                    lam, p_bg, S = self._estep(kind, pairs, mu, self._wt, st["theta"], st["omega"], st["sigma"], nch)
+                    comp = st["theta"] * _edge_sums(self._tau_asc, st["omega"], self._w_asc)[0]
                 else:
-                    lam, p_bg, S_t, S_s = K.estep_histogram(indptr, dt, r2, mu, st["rate"], st["t_edges"], st["dens"], r2_edges, nch)
+                    lam, p_bg, S_t, S_s = self._estep(kind, pairs, mu, self._wt, st["rate"], st["t_edges"], st["dens"],
+                                                      r2_edges, nch)
                     comp = float(np.dot(st["rate"], exposure))
-            ll = float(np.sum(np.log(lam))) - n_bg - comp
+            log_lam = np.log(lam)
+            ll = (float(np.sum(log_lam)) if self._wt is None else float(np.dot(self._wt, log_lam))) - n_bg - comp
             st.update(p_bg=p_bg, mu=mu, w_mu=st["w"], Z=Z, n_bg=n_bg, ll=ll)
             self.n_iter_ += 1
             log.debug("SEPP EM (%s) iteration %d: log-likelihood %.6f", kind, self.n_iter_, ll)
@@ -761,11 +795,11 @@ class SEPP(RiskModel):
             if it == self.max_iter - 1:
                 break
             # ---- M-step
-            st["w"] = p_bg
+            st["w"] = self._weights(p_bg)
             if kind == "exp-gauss":
                 s0, s1, s2 = float(S[0]), float(S[1]), float(S[2])
                 if s0 > 1e-12 * n:
-                    st["omega"], a = _solve_omega(s0, s1, self._tau_asc, st["omega"])
+                    st["omega"], a = _solve_omega(s0, s1, self._tau_asc, st["omega"], self._w_asc)
                     st["theta"] = s0 / a
                     st["sigma"] = max(math.sqrt(s2 / (2.0 * s0)), float(self.min_sigma_m))
                 else:
@@ -818,6 +852,8 @@ class SEPP(RiskModel):
         lag0 = s - self._t
         recent = lag0 < self.max_days_
         w = self._time_integral(lag0[recent], lag0[recent] + H)
+        if self._wt is not None:
+            w = w * self._wt[recent]
         trig = self._trigger_mass_per_cell(w, self._x[recent], self._y[recent])
         return bg + trig
 
@@ -859,14 +895,16 @@ class SEPP(RiskModel):
         if not keep.any():
             raise ValueError(f"no held-out event inside the grid at or after the end of the fit window (day {T:g})")
         xn, yn = events.xy(self.grid_.projection)
-        tn, xn, yn = events.t[keep], xn[keep], yn[keep]
+        tn, xn, yn, wn = events.t[keep], xn[keep], yn[keep], events.weight[keep]
         if T2 is None:
             T2 = float(tn[-1]) + 1e-9
         n0 = self._t.size
         t = np.concatenate([self._t, tn])
         x = np.concatenate([self._x, xn])
         y = np.concatenate([self._y, yn])
-        indptr, dt, r2 = candidate_pairs(t, x, y, self.max_days_, self.max_distance_m_, j_first=n0)
+        weighted = self._wt is not None or not np.all(wn == 1.0)
+        wt = np.concatenate([self._wt if self._wt is not None else np.ones(n0), wn]) if weighted else None
+        pairs = candidate_pairs(t, x, y, self.max_days_, self.max_distance_m_, j_first=n0, parents=weighted)
         mu = np.ones(t.size)
         mu[n0:] = self.background_rate_ * np.maximum(self._kde.at(xn, yn) / self._bg_norm, 1e-12 / float(self._samples[2].sum()))
         if self._seasonal:
@@ -874,11 +912,15 @@ class SEPP(RiskModel):
             mu[n0:] *= self._F[dow, month]
         nch = _n_chunks(t.size)
         if self.trigger == "exp-gauss":
-            lam = K.estep_expgauss(indptr, dt, r2, mu, self.theta_, self.omega_, self.sigma_m_, nch)[0]
+            lam = self._estep("exp-gauss", pairs, mu, wt, self.theta_, self.omega_, self.sigma_m_, nch)[0]
         else:
-            lam = K.estep_histogram(
-                indptr, dt, r2, mu, self.trigger_time_profile_, self.trigger_time_edges_,
+            lam = self._estep(
+                "histogram", pairs, mu, wt, self.trigger_time_profile_, self.trigger_time_edges_,
                 self.trigger_distance_profile_, self.trigger_distance_edges_**2, nch,
             )[0]
-        comp = self.background_rate_ * self._background_integral(T, T2) + float(np.sum(self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
-        return float((np.sum(np.log(lam[n0:])) - comp) / tn.size)
+        if not weighted:
+            comp = self.background_rate_ * self._background_integral(T, T2) + float(np.sum(self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
+            return float((np.sum(np.log(lam[n0:])) - comp) / tn.size)
+        comp = self.background_rate_ * self._background_integral(T, T2) + float(
+            np.dot(wt, self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
+        return float((np.dot(wn, np.log(lam[n0:])) - comp) / float(wn.sum()))
