@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import click
 
+from . import date_option
+
 __all__ = ["command"]
 
 
@@ -28,8 +30,8 @@ __all__ = ["command"]
               help="Column of --events holding the provenance (reported / discovered).")
 @click.option("--reported", default="reported", show_default=True,
               help="Comma-separated provenance values that count as reported by residents.")
-@click.option("--start", default=None, help="First run date (YYYY-MM-DD).")
-@click.option("--end", default=None, help="Last run date (YYYY-MM-DD).")
+@click.option("--start", default=None, callback=date_option, help="First run date (YYYY-MM-DD).")
+@click.option("--end", default=None, callback=date_option, help="Last run date (YYYY-MM-DD).")
 @click.option("--name", default=None, help="Only this run name of the log.")
 @click.option("--out", "out_dir", default=None, help="Output folder (default OUT_ROOT/audit).")
 def command(out_root, regions, region_key, events_path, source_column, reported, start, end, name, out_dir):

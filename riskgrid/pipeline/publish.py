@@ -152,9 +152,20 @@ def fit_summary(model) -> dict:
 # folders
 # --------------------------------------------------------------------------- #
 def parse_date(date):
-    """A forecast date (``YYYY-MM-DD``, midnight) as a naive ``pandas.Timestamp``; ConfigError otherwise."""
+    """A forecast date (``YYYY-MM-DD``, midnight) as a naive ``pandas.Timestamp``; ConfigError otherwise.
+
+    A string must be written ``YYYY-MM-DD`` (:func:`riskgrid.events.parse_date`: ``01/10/2019`` is refused, never
+    read month- or day-first); a date / Timestamp at midnight is accepted as it is.
+    """
     import pandas as pd
 
+    if isinstance(date, str):
+        from ..timeparse import parse_date as _iso_date
+
+        try:
+            return _iso_date(date)
+        except ValueError as exc:
+            raise ConfigError(f"--date: {exc}") from None
     try:
         ts = pd.Timestamp(date)
     except (ValueError, TypeError) as exc:
@@ -199,7 +210,7 @@ def atomic_file(path):
 
 def output_folder(cfg: dict, date, out_dir) -> str:
     """``OUT/<city>/<YYYY-MM-DD>`` for a configuration and date."""
-    return os.path.join(os.fspath(out_dir), cfg["city"], f"{_parse_date(date):%Y-%m-%d}")
+    return os.path.join(os.fspath(out_dir), cfg["city"], f"{parse_date(date):%Y-%m-%d}")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -256,3 +256,30 @@ def test_event_key_values_are_checked(tmp_path):
     for events, match in bad:
         with pytest.raises(ConfigError, match=match):
             validate_config(small_config(tmp_path, events=events))
+
+
+# --------------------------------------------------------------------------- #
+# --date only YYYY-MM-DD
+# --------------------------------------------------------------------------- #
+def test_date_only_iso_on_the_command_line_and_in_the_api(tmp_path):
+    from click.testing import CliRunner
+
+    from riskgrid.cli import main
+    from riskgrid.errors import ConfigError
+
+    cfg = small_config(tmp_path)
+    toml = tmp_path / "city.toml"
+    toml.write_text("\n".join([f'city = "{cfg["city"]}"', "[events]", f'path = "{cfg["events"]["path"]}"',
+                               "[model]", 'name = "CountHotspot"', "[outputs]", 'formats = ["zones"]']))
+    for bad in ("01/10/2019", "2019-1-10", "2019-01-10 12:00", "2019-02-30", "10.01.2019"):
+        res = CliRunner().invoke(main, ["forecast", str(toml), "--date", bad, "--out", str(tmp_path / "o"), "-q"])
+        assert res.exit_code == 1, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: --date"), lines
+        assert "YYYY-MM-DD" in lines[0] or "is not a calendar date" in lines[0], lines
+        assert not (tmp_path / "o").exists()
+        with pytest.raises(ConfigError, match="--date"):
+            job.run_forecast(cfg, bad, tmp_path / "o")
+    res = CliRunner().invoke(main, ["audit", str(tmp_path), "--start", "01/10/2019"])
+    assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
+    assert job.run_forecast(cfg, pd.Timestamp(DATE), tmp_path / "p")["forecast_date"] == DATE
