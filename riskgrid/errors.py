@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "LeakageError",
     "NotFittedError",
+    "OutputWriteError",
     "NoEventsError",
     "EventFileNotFoundError",
     "BatchError",
@@ -56,6 +57,10 @@ class EventFileNotFoundError(RiskGridError, FileNotFoundError):
 
 class NoEventsError(RiskGridError, ValueError):
     """No event in the training window of a forecast (or none of them inside the grid)."""
+
+
+class OutputWriteError(RiskGridError, OSError):
+    """A product could not be written (disk full, I/O error, NetCDF/HDF or GDAL write failure); names the file."""
 
 
 class BatchError(RiskGridError):

@@ -22,6 +22,8 @@ A forecast or backtest file looks like::
     [forecast]
     train_days = 365
     horizon_days = 1
+    max_staleness_days = 3                  # the job stops when the last event is older than this before --date
+    # allow_stale = true                    # ... or runs anyway, recording the staleness
 
     [zones]
     n_zones = 4
@@ -89,6 +91,7 @@ __all__ = [
     "check_days",
     "check_on_invalid",
     "check_grid",
+    "check_name",
     "resolve",
     "resolve_path",
 ]
@@ -146,6 +149,8 @@ SCHEMA: dict[str, Any] = {
     "forecast": {
         "train_days": ((int, float), 365),
         "horizon_days": ((int, float), 1),
+        "max_staleness_days": ((int, float), 3),
+        "allow_stale": ((bool,), False),
     },
     "zones": {
         "n_zones": ((int,), 4),
@@ -200,7 +205,36 @@ def check_days(where: str, value, optional: bool = False):
         raise ConfigError(f"{where} must be a number of days > 0{' or None' if optional else ''}, got {value!r}")
     if not float(value) > 0:
         raise ConfigError(f"{where} must be > 0 (days){' or None' if optional else ''}, got {value}")
+    if not float(value) <= MAX_DAYS:
+        raise ConfigError(f"{where} must be at most {MAX_DAYS:,} days (100 years; dates are only representable up "
+                          f"to the year 2262), got {value}")
     return value
+
+
+#: longest period (days) a setting may span (a date plus it must stay representable)
+MAX_DAYS = 36_525
+
+#: longest city / job name (characters); names become folder and file names
+MAX_NAME = 100
+
+
+def check_name(where: str, name) -> str:
+    """A city or job name usable as a folder name: printable text of 1..100 characters, no path separator,
+    no leading dot (so never ``.tmp-``/``.old-``, the job's own temporary names), no surrounding spaces."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME:
+        raise ConfigError(f"{where} must be at most {MAX_NAME} characters, got {len(name)}: {name[:40]!r}...")
+    if not name.isprintable():
+        raise ConfigError(f"{where} must be printable text (no newline, tab or NUL), got {name!r}")
+    if name != name.strip():
+        raise ConfigError(f"{where} must not start or end with a space, got {name!r}")
+    if any(c in name for c in "/\\"):
+        raise ConfigError(f"{where} must be a plain folder name (no '/' or '\\'), got {name!r}")
+    if name.startswith("."):
+        raise ConfigError(f"{where} must not start with a dot (names beginning '.tmp-'/'.old-' are the job's "
+                          f"temporary folders), got {name!r}")
+    return name
 
 
 def check_on_invalid(where: str, value) -> str:
@@ -385,8 +419,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
             cfg[key] = raw[key]
         else:
             cfg[key] = default
-    if not cfg["city"] or any(c in cfg["city"] for c in "/\\") or cfg["city"] in (".", ".."):
-        raise ConfigError(f"city must be a plain folder name (no '/'), got {cfg['city']!r}")
+    check_name("city", cfg["city"])
     for section, spec in SCHEMA.items():
         if spec == "model-specs":
             if section in raw:
@@ -419,7 +452,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
         raise ConfigError("[events] takes either 'path' (an event file) or 'simulate' (rg.simulate arguments), not both")
     check_event_options(ev, cfg)
     check_grid("grid", cfg["grid"]["resolution"], cfg["grid"]["buffer_rings"])
-    for key in ("train_days", "horizon_days"):
+    for key in ("train_days", "horizon_days", "max_staleness_days"):
         check_days(f"forecast.{key}", cfg["forecast"][key])
     z = cfg["zones"]
     if z["n_zones"] < 0 or z["max_cells"] < 1 or z["min_gap_rings"] < 0:
@@ -434,7 +467,7 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
     if bt["on_error"] not in ("raise", "skip"):
         raise ConfigError(f"backtest.on_error must be 'raise' or 'skip', got {bt['on_error']!r}")
     o = cfg["outputs"]
-    if not o["raster_pixel_m"] > 0:
+    if not 0 < o["raster_pixel_m"] < float("inf"):
         raise ConfigError(f"outputs.raster_pixel_m must be > 0 (metres), got {o['raster_pixel_m']}")
     if o["raster_crs"].upper() not in _RASTER_CRS:
         raise ConfigError(f"outputs.raster_crs must be one of {list(_RASTER_CRS)}, got {o['raster_crs']!r}")

@@ -156,6 +156,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
         job = ForecastJob.from_config(cfg, date=day)  # (a simulated city is simulated here)
         events = load_job_events(job)
         hashes = input_hashes(cfg)
+    staleness = check_staleness(cfg, events, day)
     fc = fit_forecast(job, events, step=step)
     model, grid, risk = fc.model, fc.grid, fc.risk
     with step("zones"):
@@ -169,10 +170,15 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
         "train_days": train_days,
         "n_events_used": int(model.n_events_),
         "input_sha256": ";".join(f"{os.path.basename(k)}={v}" for k, v in sorted(hashes.items())),
+        "last_event": staleness["last_event"],
     }
+    if staleness["stale"]:
+        provenance["stale_days"] = staleness["stale_days"]
     ds = products.risk_dataset(risk, zones=zones, extra_attrs=provenance)
     title = (products.default_title(ds) + f"\n{model.n_events_:,} events in {train_days:g} training days; "
              f"{len(zones)} zones hold {zones.captured_share:.1%} of the risk")
+    if staleness["stale"]:
+        title += f"\nSTALE DATA: last event {staleness['last_event']}, {staleness['stale_days']:.1f} days before"
     zone_meta = {  # what a web map loading zones.geojson needs to read the numbers
         "window_start": day_s,
         "window_end": provenance["forecast_end"],
@@ -190,13 +196,13 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
         for fmt in formats:
             if fmt == "briefing":
                 continue  # written last: it embeds the map and reads the exposure log
-            with step(f"write {fmt}"):
+            with step(f"write {fmt}"), writing(os.path.join(tmp, PRODUCTS[fmt]), target, fmt):
                 products.write_product(fmt, ds, os.path.join(tmp, PRODUCTS[fmt]), **options)
         if "briefing" in formats:
-            with step("write briefing"):
+            with step("write briefing"), writing(os.path.join(tmp, PRODUCTS["briefing"]), target, "briefing"):
                 _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options)
         if cfg["outputs"].get("exposure_log", True):
-            with step("exposure log"):
+            with step("exposure log"), writing(os.path.join(os.path.dirname(parent), "exposure"), None, "exposure log"):
                 _append_exposure(cfg, parent, day, horizon, risk, grid, zones, fc)
         with step("hash outputs"):
             files = [
@@ -217,6 +223,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
             "inputs": [{"path": k, "sha256": v} for k, v in sorted(hashes.items())],
             "n_events_input": int(len(events)),
             "n_events_rejected": int(len(events.rejected)),
+            "staleness": staleness,
             "events": _events_record(cfg, events),
             "n_events_train": int(len(fc.train)),
             "n_events_used": int(model.n_events_),
@@ -231,11 +238,13 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_times_s": dict(timings, total=round(time.perf_counter() - t_all, 4)),
         }
-        with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        fsync_tree(tmp)
-        publish(tmp, target, parent, day_s)
+        with writing(os.path.join(tmp, MANIFEST), target, "manifest"):
+            with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, allow_nan=False)
+                fh.write("\n")
+            fsync_tree(tmp)
+        with writing(target, None, "output folder"):
+            publish(tmp, target, parent, day_s)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for d in reversed(created):  # leave no empty folders behind on failure
@@ -266,6 +275,10 @@ def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones
             last_event=before.timestamps.iloc[-1] if len(before) else None,
             trends=zone_flag_history(read_exposure(os.path.dirname(parent), name=cfg["city"]), zones, before=day),
             trend_percent=True,
+            extra_caveats=[f"STALE DATA: the latest record is from {ds.attrs.get('last_event')}, "
+                           f"{float(ds.attrs['stale_days']):.1f} days before the forecast starts; the forecast "
+                           f"misses everything recorded since and is likely too low."] if "stale_days" in ds.attrs
+            else [],
             zone_maps={z.number: zone_map_png(risk, grid, zones, z.number) for z in zones.zones},
         )
     finally:
@@ -312,3 +325,64 @@ def _events_record(cfg, events) -> dict:
         "source_column": ev.get("source_column"),
         "discovered": ev.get("discovered", "keep"),
     }
+
+
+def check_staleness(cfg, events, day) -> dict:
+    """How old the feed is at the forecast date; a stalled feed stops the job unless ``allow_stale``.
+
+    Returns ``last_event`` (the latest event before ``day``, ISO text),
+    ``stale_days`` (days from it to the forecast start), ``max_staleness_days``,
+    ``allow_stale`` and ``stale`` (``stale_days > max_staleness_days``).
+
+    Raises
+    ------
+    EventDataError
+        The feed is stale and ``[forecast] allow_stale`` is false: the message
+        names the last event's date and the setting.
+    """
+    from ..errors import EventDataError
+
+    fc = cfg["forecast"]
+    limit = float(fc.get("max_staleness_days", 3))
+    allow = bool(fc.get("allow_stale", False))
+    d = events.to_days(day)
+    before = events.between(None, d)
+    if len(before) == 0:  # nothing to be stale about: the fit reports the empty training window
+        return {"last_event": None, "stale_days": None, "max_staleness_days": limit, "allow_stale": allow,
+                "stale": False}
+    last = before.timestamps.iloc[-1]
+    last_s = f"{last:%Y-%m-%d %H:%M:%S}"
+    stale_days = float(d - before.t[-1])
+    out = {"last_event": last_s, "stale_days": round(stale_days, 6), "max_staleness_days": limit,
+           "allow_stale": allow, "stale": stale_days > limit}
+    if out["stale"] and not allow:
+        raise EventDataError(
+            f"stale feed: the last event is from {last_s}, {stale_days:.1f} days before the forecast date "
+            f"{day:%Y-%m-%d} (forecast.max_staleness_days = {limit:g}); the forecast would miss everything since "
+            f"and come out too low. Check the data feed, or set [forecast] allow_stale = true to run anyway (the "
+            f"staleness is then recorded in the manifest, the risk attributes, the map and the briefing)"
+        )
+    return out
+
+
+@contextlib.contextmanager
+def writing(path: str, target: str | None, what: str):
+    """Turn a failed write (disk full, I/O error, a NetCDF/HDF or GDAL error) into one
+    :class:`~riskgrid.errors.OutputWriteError` naming the file (as it will be published under ``target``)."""
+    from ..errors import OutputWriteError, RiskGridError
+
+    try:
+        yield
+    except (RiskGridError, ValueError, TypeError, KeyError, MemoryError):
+        raise  # riskgrid's own errors and bad values say what is wrong already
+    except Exception as exc:  # OSError, netCDF4's RuntimeError, rasterio's CPLE_* errors ...
+        name = os.path.basename(path)
+        shown = os.path.join(target, name) if target else path
+        if isinstance(exc, OSError) and exc.errno is not None:
+            reason = os.strerror(exc.errno)
+        else:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            reason = f"{type(exc).__name__}: {reason}"
+        err = OutputWriteError(f"cannot write {what} {shown}: {reason} (nothing was published)")
+        err.errno = getattr(exc, "errno", None)
+        raise err from exc

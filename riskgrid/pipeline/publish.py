@@ -234,23 +234,36 @@ def _owner_pid(name: str) -> int | None:
 
 
 def recover(parent: str, day: str, target: str) -> None:
-    """Restore an output renamed aside by a killed run; remove dead runs' temporary folders."""
+    """Restore outputs renamed aside by killed runs; remove dead runs' temporary folders.
+
+    Every date under ``parent`` (the city's folder) is looked at, not only
+    ``day``: a killed run of another date leaves nothing behind after the
+    next run of any date. An ``.old-<D>-…`` folder whose date ``D`` has no
+    output is restored when complete; otherwise (an output exists, or it is
+    incomplete, or ``OUT/<city>/<D>`` is a file) it is removed. Folders of
+    live processes are left alone.
+    """
     if not os.path.isdir(parent):
         return
     for name in sorted(os.listdir(parent)):
         for prefix in (_TMP_PREFIX, _OLD_PREFIX):
-            if not name.startswith(f"{prefix}{day}-"):
+            if not name.startswith(prefix):
                 continue
             pid = _owner_pid(name)
             if pid is not None and _pid_alive(pid):
                 continue  # a live run owns it
             path = os.path.join(parent, name)
-            if prefix == _OLD_PREFIX and not os.path.exists(target) and manifest_ok(path):
-                log.info("restoring previous output %s -> %s", path, target)
-                os.rename(path, target)
-            else:
+            d = name[len(prefix):len(prefix) + 10]
+            its_target = target if d == day else os.path.join(parent, d)
+            if prefix == _OLD_PREFIX and not os.path.lexists(its_target) and manifest_ok(path):
+                log.info("restoring previous output %s -> %s", path, its_target)
+                os.rename(path, its_target)
+            elif os.path.isdir(path) and not os.path.islink(path):
                 log.info("removing stale folder %s", path)
                 shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
 
 def manifest_ok(folder: str, verify_hashes: bool = False) -> bool:
@@ -299,4 +312,8 @@ def publish(tmp: str, target: str, parent: str, day_s: str) -> None:
     os.rename(tmp, target)
     _fsync_dir(parent)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # the date's path was a file (or a link): never left behind as .old-...
+            with contextlib.suppress(OSError):
+                os.remove(old)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .config import check_days, check_discovered, check_grid, check_on_invalid, event_options
+from .config import check_days, check_discovered, check_grid, check_name, check_on_invalid, event_options
 
 #: keyword arguments of :meth:`riskgrid.EventSet.from_frame` a job may set (``event_options``)
 EVENT_OPTIONS = ("time_format", "year_range", "bbox", "within", "far_km", "keep_duplicates")
@@ -142,8 +142,7 @@ class _JobBase:
     discovered: Any = "keep"
 
     def _validate(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"a job name must be a non-empty string, got {self.name!r}")
+        check_name("job name", self.name)
         where = f"job {self.name!r}:"
         object.__setattr__(self, "source", _check_source(self.source, self.name))
         if isinstance(self.grid, Mapping):

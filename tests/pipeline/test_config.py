@@ -19,7 +19,7 @@ BASE = {"city": "x", "events": {"path": "data/events.parquet", "category": "cate
 def test_defaults_and_idempotent(tmp_path):
     cfg = validate_config(dict(BASE), path=str(tmp_path / "c.toml"))
     assert cfg["events"]["path"] == str(tmp_path / "data" / "events.parquet")
-    assert cfg["forecast"] == {"train_days": 365, "horizon_days": 1}
+    assert cfg["forecast"] == {"train_days": 365, "horizon_days": 1, "max_staleness_days": 3, "allow_stale": False}
     assert cfg["outputs"]["formats"] == list(OUTPUT_FORMATS)
     assert cfg["backtest"]["step_days"] == BACKTEST_KEYS["step_days"][1]
     assert validate_config(cfg) == cfg

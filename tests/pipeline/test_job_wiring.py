@@ -283,3 +283,176 @@ def test_date_only_iso_on_the_command_line_and_in_the_api(tmp_path):
     res = CliRunner().invoke(main, ["audit", str(tmp_path), "--start", "01/10/2019"])
     assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
     assert job.run_forecast(cfg, pd.Timestamp(DATE), tmp_path / "p")["forecast_date"] == DATE
+
+
+# --------------------------------------------------------------------------- #
+# feed freshness
+# --------------------------------------------------------------------------- #
+def _stale_path(tmp_path, end):
+    small_config(tmp_path)
+    df = pd.read_parquet(tmp_path / "events.parquet")
+    path = tmp_path / f"until-{end}.parquet"
+    df[pd.to_datetime(df["timestamp"]) < pd.Timestamp(end)].to_parquet(path)
+    return str(path)
+
+
+def test_stale_feed_stops_the_job_naming_last_event_and_setting(tmp_path):
+    from click.testing import CliRunner
+
+    from riskgrid.cli import main
+
+    path = _stale_path(tmp_path, "2024-02-20")  # 10 days before DATE
+    cfg = small_config(tmp_path, events={"path": path})
+    last = pd.read_parquet(path)["timestamp"].max()
+    with pytest.raises(rg.EventDataError, match="stale feed") as err:
+        job.run_forecast(cfg, DATE, tmp_path / "out")
+    msg = str(err.value)
+    assert f"{last:%Y-%m-%d %H:%M:%S}" in msg and "max_staleness_days = 3" in msg and "allow_stale" in msg
+    assert not (tmp_path / "out" / "testville" / DATE).exists()
+    toml = tmp_path / "stale.toml"
+    toml.write_text("\n".join(['city = "testville"', "[events]", f'path = "{path}"', "[model]",
+                               'name = "CountHotspot"', "[outputs]", 'formats = ["zones"]']))
+    res = CliRunner().invoke(main, ["forecast", str(toml), "--date", DATE, "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 1 and res.output.startswith("error: stale feed") and len(res.output.splitlines()) == 1
+    # a larger limit lets it run, recording the (non-stale) age of the feed
+    man = job.run_forecast(small_config(tmp_path, events={"path": path}, forecast={"max_staleness_days": 14}),
+                           DATE, tmp_path / "out14")
+    st = man["staleness"]
+    assert st["stale"] is False and st["stale_days"] == pytest.approx((pd.Timestamp(DATE) - last) / pd.Timedelta(days=1))
+
+
+def test_allow_stale_runs_and_records_the_staleness(tmp_path):
+    path = _stale_path(tmp_path, "2024-02-20")
+    cfg = small_config(tmp_path, events={"path": path}, forecast={"allow_stale": True},
+                       outputs={"formats": ["netcdf", "zones", "briefing"]})
+    man = job.run_forecast(cfg, DATE, tmp_path / "out")
+    last = pd.read_parquet(path)["timestamp"].max()
+    days = (pd.Timestamp(DATE) - last) / pd.Timedelta(days=1)
+    assert man["staleness"]["stale"] is True and man["staleness"]["stale_days"] == pytest.approx(days, abs=1e-5)
+    assert man["staleness"]["last_event"] == f"{last:%Y-%m-%d %H:%M:%S}"
+    ds = rg.read_risk(os.path.join(man["folder"], "risk.nc"))
+    assert float(ds.attrs["stale_days"]) == pytest.approx(days, abs=1e-5)
+    html = open(os.path.join(man["folder"], "briefing.html"), encoding="utf-8").read()
+    assert "STALE DATA" in html
+    fresh = job.run_forecast(small_config(tmp_path, outputs={"formats": ["netcdf"]}), DATE, tmp_path / "fresh")
+    assert fresh["staleness"]["stale"] is False
+    assert "stale_days" not in rg.read_risk(os.path.join(fresh["folder"], "risk.nc")).attrs
+
+
+# --------------------------------------------------------------------------- #
+# names, numeric ranges, leftovers of dead runs, disk full
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("name", ["new\nline", " ", "a\x00b", ".tmp-2024-03-01-1-x", ".hidden", "x" * 101, "a/b",
+                                  "a\\b", "..", " lead", "tab\there"])
+def test_bad_names_refused_before_any_work(tmp_path, name, monkeypatch):
+    from riskgrid.errors import ConfigError
+    from riskgrid.pipeline import source
+    from riskgrid.pipeline.specs import ForecastJob
+
+    def boom(*a, **k):  # pragma: no cover - reached only if the name check came too late
+        raise AssertionError("events were read before the name was checked")
+
+    monkeypatch.setattr(source, "load_job_events", boom)
+    with pytest.raises(ConfigError, match="city"):
+        job.run_forecast(small_config(tmp_path, city=name), DATE, tmp_path / "out")
+    with pytest.raises(ConfigError, match="job name"):
+        ForecastJob(name=name, source=str(tmp_path / "events.parquet"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_good_names_accepted(tmp_path):
+    from riskgrid.pipeline.config import validate_config
+
+    for name in ("chicago", "New York City", "x" * 100, "são-paulo_2024", "a.b"):
+        assert validate_config(small_config(tmp_path, city=name))["city"] == name
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("forecast", "horizon_days", 1e9), ("forecast", "train_days", float("inf")), ("forecast", "train_days", 1e6),
+    ("forecast", "max_staleness_days", float("inf")), ("backtest", "step_days", 1e12),
+    ("backtest", "train_days", float("inf")), ("outputs", "raster_pixel_m", float("inf"))])
+def test_numeric_settings_out_of_range_name_the_setting(tmp_path, section, key, value):
+    from riskgrid.errors import ConfigError
+    from riskgrid.pipeline.config import validate_config
+
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        validate_config(small_config(tmp_path, **{section: {key: value}}))
+
+
+def test_leftovers_of_dead_runs_of_any_date_are_cleaned(tmp_path):
+    from riskgrid.pipeline import publish
+
+    out = tmp_path / "out"
+    cfg = small_config(tmp_path, outputs={"formats": ["zones"], "exposure_log": False})
+    job.run_forecast(cfg, "2024-02-28", out)
+    city = out / "testville"
+    dead = 2 ** 22 + 12345  # no such process
+    while publish._pid_alive(dead):  # pragma: no cover
+        dead += 1
+    (city / f".tmp-2024-02-10-{dead}-aaaa").mkdir()
+    (city / f".tmp-2024-02-10-{dead}-aaaa" / "risk.nc").write_text("partial")
+    os.rename(city / "2024-02-28", city / f".old-2024-02-28-{dead}-bbbb")  # killed between the two renames
+    (city / f".old-2024-01-05-{dead}-cccc").write_text("a date path that was a file")
+    live = city / f".tmp-2024-02-11-{os.getpid()}-dddd"  # a live run's folder stays
+    live.mkdir()
+    job.run_forecast(cfg, DATE, out)
+    assert sorted(os.listdir(city)) == sorted(["2024-02-28", DATE, live.name])
+    assert publish.manifest_ok(str(city / "2024-02-28"))  # restored, complete
+
+
+def test_date_path_that_is_a_file_is_replaced_without_leftover(tmp_path):
+    out = tmp_path / "out"
+    (out / "testville").mkdir(parents=True)
+    (out / "testville" / DATE).write_text("not a folder")
+    man = job.run_forecast(small_config(tmp_path, outputs={"formats": ["zones"]}), DATE, out)
+    assert os.path.isdir(man["folder"]) and sorted(os.listdir(out / "testville")) == [DATE]
+
+
+@pytest.mark.parametrize("fmt,writer", [("netcdf", "write_netcdf"), ("geotiff", "write_geotiff"),
+                                        ("zones", "write_zones_geojson"), ("briefing", None), ("manifest", None)])
+def test_disk_full_is_one_error_line_naming_the_file(tmp_path, monkeypatch, fmt, writer):
+    import errno
+
+    from click.testing import CliRunner
+
+    import riskgrid.products as products
+    from riskgrid.cli import main
+    from riskgrid.errors import OutputWriteError
+    from riskgrid.products import briefing
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fmt == "briefing":
+        monkeypatch.setattr(briefing, "write_briefing", full)
+    elif fmt == "manifest":
+        monkeypatch.setattr(job, "fsync_tree", full)  # the manifest's write + fsync
+    else:
+        monkeypatch.setattr(products, writer, full)
+    cfg = small_config(tmp_path, outputs={"formats": ["netcdf", "geotiff", "zones", "briefing"]})
+    name = {"netcdf": "risk.nc", "geotiff": "risk.tif", "zones": "zones.geojson", "briefing": "briefing.html",
+            "manifest": "manifest.json"}[fmt]
+    with pytest.raises(OutputWriteError, match=f"{name}: No space left on device") as err:
+        job.run_forecast(cfg, DATE, tmp_path / "out")
+    assert err.value.errno == errno.ENOSPC
+    assert not (tmp_path / "out" / "testville").exists()  # nothing published, no empty folder left
+    toml = tmp_path / "city.toml"
+    toml.write_text("\n".join(['city = "testville"', "[events]", f'path = "{cfg["events"]["path"]}"', "[model]",
+                               'name = "CountHotspot"', "[outputs]",
+                               'formats = ["netcdf", "geotiff", "zones", "briefing"]']))
+    res = CliRunner().invoke(main, ["forecast", str(toml), "--date", DATE, "--out", str(tmp_path / "o"), "-q"])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: cannot write"), res.output
+    assert os.path.join("testville", DATE, name) in lines[0] and "No space left on device" in lines[0]
+
+
+def test_netcdf_runtime_error_is_one_line(tmp_path, monkeypatch):
+    import riskgrid.products as products
+    from riskgrid.errors import OutputWriteError
+
+    def hdf(*a, **k):
+        raise RuntimeError("NetCDF: HDF error")
+
+    monkeypatch.setattr(products, "write_netcdf", hdf)
+    with pytest.raises(OutputWriteError, match=r"risk.nc: RuntimeError: NetCDF: HDF error"):
+        job.run_forecast(small_config(tmp_path, outputs={"formats": ["netcdf"]}), DATE, tmp_path / "out")
