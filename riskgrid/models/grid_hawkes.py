@@ -294,16 +294,19 @@ class GridHawkes(RiskModel):
         the parameters alone, so warm and cold starts reach the same fixed
         point. Every cell of the grid has a positive background, so
         :meth:`score` and :meth:`predict` are finite everywhere.
-    min_lag_minutes : float, default 60
+    min_lag_minutes : float, default 180
         One-incident rule: an event can trigger only events more than
         ``min_lag_minutes`` minutes after it (the delay kernel is an
         exponential shifted by this lag, so ``theta`` stays the mean number of
         offspring and the mean delay is ``min_lag + 1 / omega``). Police
-        records list several offences of one incident at the same place a few
-        minutes apart (and round times to the minute or hour); without the
+        records list several offences of one incident at the same place
+        minutes to hours apart (and round times to the hour); without the
         rule those pairs are counted as triggering and the fitted delay
-        collapses to minutes. ``0``: pairs at any positive lag trigger (ties
-        never do).
+        collapses to hours. On Chicago's 2016 records (all offences, res 9,
+        one ring) the fitted mean delay is 2.0 h with no lag, 1.9 h with 15
+        minutes, degenerate (zero, with a warning) with 60 minutes and 40 h
+        (theta 0.040) with 180 minutes, hence the default. ``0``: pairs at any
+        positive lag trigger (ties never do).
     warm_start : bool, default False
         When ``True`` and the model was fitted before on the same grid,
         categories and settings, EM starts from the previous fit's parameters
@@ -378,9 +381,12 @@ class GridHawkes(RiskModel):
 
     Start values come from the data: the decay rate is the best of a
     log-spaced profile (one candidate per decade between ``3 / window`` and the
-    timestamp resolution, refined by half decades), each candidate scored by
-    the log-likelihood after one conditional EM step, so EM converges in tens
-    of steps whether the triggering time scale is minutes or months.
+    timestamp resolution, plus the fast rate of a two-exponential mixture of
+    the gaps between successive events of a cell, refined by half decades),
+    each candidate scored by the profile log-likelihood of the own-cell model
+    (one kernel pass, then a short EM on the trigger sums), so EM starts
+    within a factor of about 2 of the time scale whether it is minutes or
+    months.
 
     With ``background="cell"`` the per-cell backgrounds are many nuisance
     parameters: on short windows with few events per cell their MLE absorbs
@@ -428,7 +434,7 @@ class GridHawkes(RiskModel):
         tol: float = 1e-6,
         time_window_days: float | None = None,
         background: str = "smoothed",
-        min_lag_minutes: float = 60.0,
+        min_lag_minutes: float = 180.0,
         warm_start: bool = False,
     ):
         self.spillover_rings = spillover_rings
