@@ -654,7 +654,8 @@ class SEPP(RiskModel):
         px, py, pw, pc = self._samples
         with _threads(self._kde.cost + 10.0 * px.size):
             self._kde.set_weights(st["w_mu"])
-            f = self._kde.at(px, py) / self._bg_norm
+            # the same floor as the likelihood's background: no cell of the grid gets exactly zero
+            f = np.maximum(self._kde.at(px, py) / self._bg_norm, 1e-12 / float(pw.sum()))
         self._bg_cell_mass = np.bincount(pc, weights=pw * f, minlength=self._n_cells)
 
     # ------------------------------------------------------------ background
