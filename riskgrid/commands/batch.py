@@ -138,6 +138,32 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
             sys.exit(2)
     else:
         ctx = local_client(**sizing)
+    import time
+
+    t_start = time.perf_counter()
+    got = []  # the BatchResult, kept even when closing the cluster fails afterwards
+    try:
+        _run_batch(ctx, jobs, retries, quiet, sizing, scheduler, serial, got)
+    except Exception as exc:  # the cluster itself failed (or closing it did): still report every job
+        if not got:
+            got.append(_stopped_batch(jobs, exc, time.perf_counter() - t_start))
+    _report(got[0], out_dir, formats)
+
+
+def _stopped_batch(jobs, exc, seconds):
+    """A BatchResult in which every job failed because the batch could not run to its end."""
+    import pandas as pd
+
+    from ..distributed.results import TASK_COLUMNS, BatchResult
+
+    msg = f"the batch stopped: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    return BatchResult(results={}, errors={j.name: msg for j in jobs}, names=[j.name for j in jobs],
+                       tasks=pd.DataFrame(columns=TASK_COLUMNS), wall_seconds=seconds)
+
+
+def _run_batch(ctx, jobs, retries, quiet, sizing, scheduler, serial, got):
+    from ..distributed import dashboard_address, run_jobs
+
     with ctx as client:
         if client == "serial":
             click.echo("  running serially in this process")
@@ -149,7 +175,11 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
             click.echo(f"  dashboard: {link}" if link else "  dashboard: not available (pip install 'bokeh>=3.1')")
         res = run_jobs(jobs, client, retries=retries, progress=not quiet,
                        numba_threads=sizing["numba_threads"] if scheduler or serial else None)
+        got.append(res)
 
+
+def _report(res, out_dir, formats):
+    """Write the results, ``batch_tasks.csv`` and ``batch_status.json``; one FAILED line per failed job."""
     os.makedirs(out_dir, exist_ok=True)
     from ..pipeline.publish import atomic_file
 
@@ -169,10 +199,11 @@ def command(jobs_file, scheduler, n_workers, threads_per_worker, memory_limit, n
                     written.append(f"{stem}.{ext}")
         except Exception as exc:  # one job's products failing must not hide the others
             failures[name] = f"writing its products failed: {type(exc).__name__}: {' '.join(str(exc).split())}"
-    res.tasks.to_csv(os.path.join(out_dir, "batch_tasks.csv"), index=False)
     import json
 
-    with open(os.path.join(out_dir, "batch_status.json"), "w") as fh:
+    with atomic_file(os.path.join(out_dir, "batch_tasks.csv")) as tmp:
+        res.tasks.to_csv(tmp, index=False)
+    with atomic_file(os.path.join(out_dir, "batch_status.json")) as tmp, open(tmp, "w") as fh:
         json.dump({"ok": sorted(set(res.results) - set(failures)), "errors": failures,
                    "wall_seconds": res.wall_seconds}, fh, indent=2)
 

@@ -104,9 +104,14 @@ class _Engine:
     tasks once its origins are known); they are submitted at once.
     """
 
-    def __init__(self, client, retries: int, numba_threads, progress: bool, desc: str):
+    #: seconds between checks of the cluster while no task finishes
+    poll_s = 0.25
+
+    def __init__(self, client, retries: int, numba_threads, progress: bool, desc: str,
+                 no_worker_timeout: float = 60.0):
         self.client = client
         self.retries = int(retries)
+        self.no_worker_timeout = float(no_worker_timeout)
         self.numba_threads = numba_threads
         self.progress = progress
         self.desc = desc
@@ -172,13 +177,24 @@ class _Engine:
             from distributed import as_completed
 
             futures = {}
+            pending = {}  # key -> future still running (cancelled when the cluster has lost every worker)
             first = []
             for spec in specs:
                 fut = self._submit(spec)
                 futures[fut.key] = spec
+                pending[fut.key] = fut
                 first.append(fut)
             ac = as_completed(first, with_results=False, raise_errors=False, loop=self.client.loop)
-            for fut in ac:
+            lost = None
+            for fut in self._finished(ac):
+                if fut is None:  # no worker left for no_worker_timeout seconds: report what is left, never hang
+                    lost = (f"NoWorkers: the cluster had no worker for {self.no_worker_timeout:g} s (every worker "
+                            f"lost, e.g. killed, and none came back); the task never finished")
+                    logger.error("%s; %d task(s) reported as failed", lost, len(futures))
+                    with contextlib.suppress(Exception):
+                        self.client.cancel(list(pending.values()), force=True)
+                    break
+                pending.pop(fut.key, None)
                 spec = futures.pop(fut.key)
                 try:
                     out = fut.result()
@@ -193,14 +209,44 @@ class _Engine:
                 for new in follow(spec, out):
                     f2 = self._submit(new)
                     futures[f2.key] = new
+                    pending[f2.key] = f2
                     ac.add(f2)
             for spec in futures.values():  # never silently missing
-                done.append((spec, _lost("ResultLost: the task's result never came back")))
+                done.append((spec, _lost(lost or "ResultLost: the task's result never came back")))
         finally:
             bar.close()
             for _, fut, _ in self.scattered.values():
                 fut.release()
         return done
+
+
+    def _n_workers(self) -> int:
+        try:
+            return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        except Exception:  # the scheduler itself is gone: no worker either
+            return 0
+
+    def _finished(self, ac):
+        """Futures of ``ac`` as they finish; ``None`` once the cluster has had no worker for ``no_worker_timeout`` s.
+
+        Dask keeps tasks queued while no worker is connected (a LocalCluster
+        whose nannies were killed never gets one back), so waiting on
+        ``as_completed`` alone can block forever.
+        """
+        since = None
+        while not ac.is_empty():
+            if ac.has_ready():
+                since = None
+                yield from ac.next_batch(block=False)
+                continue
+            if self._n_workers() > 0:
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= self.no_worker_timeout:
+                yield None
+                return
+            time.sleep(self.poll_s)
 
 
 def _lost(message: str) -> dict:
@@ -217,6 +263,7 @@ def run_jobs(
     n_workers: int | None = None,
     threads_per_worker: int | None = None,
     memory_limit: str | float | None = "auto",
+    no_worker_timeout: float | None = None,
 ) -> BatchResult:
     """Run forecasts and backtests together on a Dask cluster (or serially).
 
@@ -239,6 +286,12 @@ def run_jobs(
     numba_threads : int, optional
         Numba threads per task (default: the local cluster's share of the
         cores; unchanged on a user's cluster).
+    no_worker_timeout : float, optional
+        Seconds the cluster may have no worker at all while tasks are left
+        (default: the Dask setting ``riskgrid.no-worker-timeout``, else 60);
+        then every unfinished task is cancelled and reported as a
+        ``NoWorkers`` error (a batch always ends). A lost worker that its
+        nanny restarts is back in a few seconds.
 
     Returns
     -------
@@ -250,6 +303,12 @@ def run_jobs(
         if not isinstance(j, (ForecastJob, BacktestJob)):
             raise TypeError(f"jobs must be ForecastJob or BacktestJob, got {type(j).__name__}")
     check_names(jobs)
+    if no_worker_timeout is None:
+        import dask
+
+        no_worker_timeout = dask.config.get("riskgrid.no-worker-timeout", 60.0)
+    if isinstance(no_worker_timeout, bool) or not 0 < float(no_worker_timeout) < float("inf"):
+        raise ValueError(f"no_worker_timeout must be a finite number of seconds > 0, got {no_worker_timeout!r}")
     t0 = time.perf_counter()
     cluster_kwargs = dict(
         n_workers=n_workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit, numba_threads=numba_threads
@@ -259,7 +318,7 @@ def run_jobs(
     with ctx as c:
         nt = numba_threads if numba_threads is not None else getattr(c, "riskgrid_numba_threads", None)
         dash = None if c == "serial" else dashboard_address(c)
-        eng = _Engine(c, retries, nt, show, "riskgrid batch")
+        eng = _Engine(c, retries, nt, show, "riskgrid batch", no_worker_timeout=no_worker_timeout)
         results, errors, traces, rows = _execute(eng, jobs)
     tasks = pd.DataFrame(rows, columns=TASK_COLUMNS)
     return BatchResult(
