@@ -2,7 +2,7 @@
 
 Example::
 
-    riskgrid audit out/chicago --regions community_areas.geojson --region-key community \\
+    riskgrid audit out --name chicago --regions community_areas.geojson --region-key community \\
         --events ../shared/data/chicago_2016_2017.parquet --source-column source --start 2017-05-01
 
 Writes ``OUT_ROOT/audit/`` (CSV tables, ``audit.json``, ``audit_map.png``; see
