@@ -18,6 +18,10 @@ categories, each indicator category gets its own columns):
 * ``target_kde_<h>m_<w>d`` - Gaussian kernel smoothing (bandwidth ``h``
   metres, over cell centroids, truncated at 3 h) of the last ``w`` days'
   counts, as expected events per cell per day;
+* ``target_pkde_<h>m_<w>d`` - the exact point kernel density (Gaussian,
+  bandwidth ``h`` metres, truncated at 4 h) of the last ``w`` days' events
+  at each cell centroid times the cell's area (what KDEHotspot maps), per
+  day; events keep their own coordinates, so it sees sub-cell positions;
 * ``<indicator>_cnt_<w>d_r<k>`` - the same counts for each indicator;
 * ``doy_sin``, ``doy_cos``, ``dow_sin``, ``dow_cos`` - calendar position of the
   middle of the forecast window (local wall clock of the data);
@@ -35,6 +39,7 @@ import pandas as pd
 
 from ..events import EventSet
 from ..grid import HexGrid
+from .hotspot import GAUSSIAN_CUTOFF_BANDWIDTHS
 from ..kernels.features import decayed_sums, future_sums, spread_cells, window_sums
 
 __all__ = ["FeatureSpec", "CellEvents", "build_features", "panel_labels", "gaussian_cell_map"]
@@ -55,6 +60,8 @@ class FeatureSpec:
     decay_days: tuple = (3.0, 14.0, 60.0)
     kde_bandwidths_m: tuple = ()  # empty: 0.75, 1.5 and 3 cell spacings of the grid
     kde_windows_days: tuple = (28.0, 365.0)
+    point_kde_bandwidths_m: tuple = ()  # empty: 0.5 and 1 cell spacing of the grid
+    point_kde_windows_days: tuple = (365.0, math.inf)
     indicator_windows_days: tuple = (28.0, 365.0)
     calendar: bool = True
 
@@ -114,6 +121,36 @@ def gaussian_cell_map(grid: HexGrid, bandwidth_m: float):
     w = grid.area_m2[row] * np.exp(-d2 / (2 * h * h)) / (2 * math.pi * h * h)
     w[d2 > (KDE_CUTOFF_BANDWIDTHS * h) ** 2] = 0.0
     return np.asarray(indptr), np.ascontiguousarray(indices), w
+
+
+def point_kde_pairs(xy, cell: np.ndarray, grid: HexGrid, bandwidth_m: float):
+    """Every (event, cell) pair within the Gaussian kernel's reach, with the kernel mass of the pair.
+
+    Returns ``(event_index, cell_index, weight)`` with ``weight = area_c
+    exp(-d^2/2h^2) / (2 pi h^2)`` for the distance ``d`` (metres) from the
+    event to the centroid of cell ``c``, kept where ``d <= 4 h`` (KDEHotspot's
+    truncation, :data:`~riskgrid.models.hotspot.GAUSSIAN_CUTOFF_BANDWIDTHS`): summing the
+    weights of a window's events per cell gives the exact kernel density at
+    the centroid times the cell's area. Candidate cells are the H3 rings
+    around the event's own cell that can reach ``3 h`` (events outside the
+    grid have no pairs).
+    """
+    x, y = xy
+    h = float(bandwidth_m)
+    cut = GAUSSIAN_CUTOFF_BANDWIDTHS * h
+    k = min(KDE_MAX_RINGS, math.ceil(cut / cell_spacing_m(grid)) + 1)
+    indptr, indices, _ = grid.neighbours(k)
+    ev = np.flatnonzero(cell >= 0)
+    n_nb = np.diff(indptr)[cell[ev]]
+    e_idx = np.repeat(ev, n_nb)
+    starts = np.repeat(indptr[cell[ev]], n_nb)
+    offs = np.arange(e_idx.size) - np.repeat(np.cumsum(n_nb) - n_nb, n_nb)
+    c_idx = indices[starts + offs]
+    cx, cy = grid.centroids_xy
+    d2 = (x[e_idx] - cx[c_idx]) ** 2 + (y[e_idx] - cy[c_idx]) ** 2
+    keep = d2 <= cut * cut
+    w = grid.area_m2[c_idx[keep]] * np.exp(-d2[keep] / (2 * h * h)) / (2 * math.pi * h * h)
+    return e_idx[keep], np.ascontiguousarray(c_idx[keep], dtype=np.int64), w
 
 
 def _label(x: float) -> str:
@@ -190,8 +227,18 @@ def build_features(
             sm = _spread(kw, cmap(("kde", float(h)), lambda h=h: gaussian_cell_map(grid, h)))
             for i, w in enumerate(spec.kde_windows_days):
                 add(sm[i] / span(w), f"target_kde_{h:g}m_{_label(w)}d")
+    pbw = spec.point_kde_bandwidths_m or tuple(round(f * cell_spacing_m(grid)) for f in (0.5, 1.0))
+    if pbw and spec.point_kde_windows_days:
+        xy = cmap("event_xy", lambda: events.xy(grid.projection))
+        for h in pbw:
+            pairs = cmap(("pkde", float(h)), lambda h=h: point_kde_pairs(xy, cell, grid, float(h)))
+            sel = is_target[pairs[0]]
+            pk = CellEvents(events.t[pairs[0][sel]], pairs[1][sel], events.weight[pairs[0][sel]] * pairs[2][sel], n_cells)
+            pw = pk.windows(origins, spec.point_kde_windows_days)
+            for i, w in enumerate(spec.point_kde_windows_days):
+                add(pw[i] / span(w), f"target_pkde_{h:g}m_{_label(w)}d")
     ring1_map = cmap(("ring", 1), lambda: ring_map(grid, 1))
-    for code in indicator_codes:
+    for code in indicator_codes if spec.indicator_windows_days else ():
         sel = events.codes == code
         ind = CellEvents(events.t[sel], cell[sel], events.weight[sel], n_cells)
         iw = ind.windows(origins, spec.indicator_windows_days)

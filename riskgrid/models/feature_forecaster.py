@@ -89,11 +89,13 @@ class FeatureForecaster(RiskModel):
         from there to the end still enter the features of the forecast. The
         schedule is fixed, so a fit depends only on its data and end, never
         on earlier fits. ``None``: learn at every fit (panel ends at the end).
+        Default 28 days (features stay current at every fit; only the
+        coefficients/trees are up to four weeks old).
     warm_start : bool
         Reuse the estimator of the previous ``fit`` of this instance when it
         was learned at the same schedule point on the same events (results
-        identical to a cold fit; walk-forward backtests keep one instance per
-        model across origins for this).
+        identical to a cold fit, so it is on by default; walk-forward
+        backtests keep one instance per model across origins for this).
 
     Attributes
     ----------
@@ -141,8 +143,8 @@ class FeatureForecaster(RiskModel):
         features: dict | None = None,
         covariates=None,
         random_state: int = 0,
-        refit_every_days: float | None = None,
-        warm_start: bool = False,
+        refit_every_days: float | None = 28.0,
+        warm_start: bool = True,
     ):
         self.horizon_days = horizon_days
         self.panel_days = panel_days
@@ -323,7 +325,9 @@ class FeatureForecaster(RiskModel):
         T = self._transform_raw(X)
         self.mean_ = T.mean(axis=0)
         sd = T.std(axis=0)
-        self.scale_ = np.where(sd > 0, sd, 1.0)
+        # a column constant over the panel (e.g. the weekday when every origin falls on one weekday)
+        # gets scale 1: it is all zeros after centring, so its coefficient stays 0 whatever it is later
+        self.scale_ = np.where(sd > 1e-9 * np.maximum(1.0, np.abs(self.mean_)), sd, 1.0)
 
     def _transform_raw(self, X):
         Z = X[:, self.log_cols_]

@@ -88,3 +88,17 @@ def test_ring_and_gaussian_maps_on_a_grid_border(sim_city):
     # interior cells: the kernel weights sum to ~1 (mass conserved up to truncation and binning)
     sums = np.add.reduceat(w, ptr[:-1])
     assert np.median(sums) == pytest.approx(1.0, abs=0.05)
+
+
+def test_point_kde_pairs_equal_kdehotspot(sim_city):
+    """Window sums of the point-KDE pairs equal KDEHotspot's exact kernel density (same truncation)."""
+    from riskgrid.models import KDEHotspot
+    from riskgrid.models._panel import point_kde_pairs
+
+    _, ev, grid = sim_city
+    cell = grid.assign(ev)
+    e, c, w = point_kde_pairs(ev.xy(grid.projection), cell, grid, 200.0)
+    end = float(ev.t[-1]) + 0.01
+    got = CellEvents(ev.t[e], c, ev.weight[e] * w, len(grid)).windows(np.array([end]), np.array([50.0]))[0, 0] / 50.0
+    ref = KDEHotspot(bandwidth_m=200, window_days=50).fit(ev, grid, end=end).rate_
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-15)
