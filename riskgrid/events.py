@@ -361,9 +361,7 @@ class EventSet:
         if isinstance(categories, str):
             categories = [categories]
         categories = list(categories)
-        unknown = [c for c in categories if c not in self.categories]
-        if unknown:
-            raise ValueError(f"unknown categories {unknown}; known: {list(self.categories)}")
+        check_labels(self.categories, categories)
         old = np.array([self.categories.index(c) for c in categories])
         remap = np.full(len(self.categories), -1, dtype=np.int64)
         remap[old] = np.arange(len(old))
@@ -412,6 +410,16 @@ class EventSet:
             f"EventSet({len(self)} events, {self.start} → {self.end}, "
             f"{len(self.categories)} categories, {len(self.rejected)} rejected)"
         )
+
+
+def check_labels(known, labels, what: str = "categories") -> None:
+    """Raise ``ValueError`` for labels not among ``known``, listing the known ones and case-insensitive matches."""
+    bad = [lab for lab in labels if lab not in known]
+    if not bad:
+        return
+    lower = {str(c).lower(): c for c in known}
+    hints = [f"{b!r} → did you mean {lower[str(b).lower()]!r}?" for b in bad if str(b).lower() in lower]
+    raise ValueError(f"unknown {what} {bad}; known: {list(known)}" + (f" ({'; '.join(hints)})" if hints else ""))
 
 
 def to_days(when, tz=None) -> float:

@@ -78,7 +78,7 @@ def job_grid(job, events, first_day: float, source=None):
         grids = _cache[key][1] if key in _cache and _cache[key][0] is events else None
         if grids is not None and first_day in grids:
             return grids[first_day]
-    grid = study_area(job.grid, events, first_day)
+    grid = study_area(job.grid, events, first_day, job.target)
     if grids is not None:
         with _cache_lock:
             grids[first_day] = grid

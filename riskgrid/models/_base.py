@@ -23,7 +23,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator
 
 from ..errors import LeakageError, NotFittedError
-from ..events import EventSet, to_days
+from ..events import EventSet, check_labels, to_days
 from ..grid import HexGrid
 
 __all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target", "split_target", "match_horizon"]
@@ -41,14 +41,7 @@ def resolve_target(categories, target) -> tuple[str, ...]:
     labels = [target] if isinstance(target, str) else list(target)
     if not labels:
         raise ValueError("target must name at least one category (or be None for all)")
-    bad = [lab for lab in labels if lab not in categories]
-    if bad:
-        lower = {c.lower(): c for c in categories}
-        hints = [f"{b!r} → did you mean {lower[str(b).lower()]!r}?" for b in bad if str(b).lower() in lower]
-        raise ValueError(
-            f"unknown target categor{'y' if len(bad) == 1 else 'ies'} {bad}; known: {list(categories)}"
-            + (f" ({'; '.join(hints)})" if hints else "")
-        )
+    check_labels(categories, labels, "target categories")
     if len(set(labels)) != len(labels):
         raise ValueError(f"target lists a category twice: {labels}")
     return tuple(str(lab) for lab in labels)

@@ -22,7 +22,7 @@ def backtest_grid(job, events):
     """The study area of a backtest: the rule of :func:`~riskgrid.pipeline.source.study_area` at ``job.start``."""
     from .source import study_area
 
-    return study_area(job.grid, events, events.to_days(job.start))
+    return study_area(job.grid, events, events.to_days(job.start), job.target)
 
 
 def job_origins(job, events):
@@ -62,6 +62,8 @@ def backtest_job(job, events=None, grid=None, variant: str | None = None, origin
     if grid is None:
         grid = backtest_grid(job, events)
     kwargs = dict(job.backtest_kwargs)
+    if job.target is not None:
+        kwargs.update(target=job.target, indicators=job.indicators)
     if job.coverage is not None:
         kwargs["coverage"] = job.coverage
     if progress is not None:

@@ -126,6 +126,8 @@ SCHEMA: dict[str, Any] = {
         "category": ((str,), None),
         "weight": ((str,), None),
         "categories": ((list,), None),
+        "target": ((list, str), None),
+        "indicators": ((list, str), None),
         "on_invalid": ((str,), "raise"),
         "id": ((str,), None),
         "time_format": ((str,), None),
@@ -145,6 +147,7 @@ SCHEMA: dict[str, Any] = {
     "model": {
         "name": ((str,), None),
         "params": ((dict,), {}),
+        "select": ((dict,), None),
     },
     "forecast": {
         "train_days": ((int, float), 365),
@@ -336,8 +339,35 @@ def event_options(ev: dict, grid_geojson: str | None = None) -> dict:
     return out
 
 
+#: keys of ``[model] select = {...}``: the parameters of riskgrid.models.WalkForwardSearch
+SELECT_KEYS = {
+    "candidates": ((dict,), None),
+    "n_folds": ((int,), 4),
+    "metric": ((str,), "loglik"),
+    "coverage": ((int, float), 0.01),
+    "step_days": ((int, float), None),
+    "train_days": ((int, float), None),
+}
+
+
 def check_model_spec(where: str, spec) -> dict:
+    """A ``{name, params}`` model spec; ``select = {candidates = {...}, ...}`` becomes a WalkForwardSearch.
+
+    ``select`` picks among its candidates (each a ``{name, params}`` spec) by
+    walk-forward validation inside each training window (see
+    :class:`riskgrid.models.WalkForwardSearch`); it replaces ``name``.
+    """
     out = check_table(where, spec, SCHEMA["model"])
+    select = out.pop("select")
+    if select is not None:
+        if out["name"] not in (None, "WalkForwardSearch") or out["params"]:
+            raise ConfigError(f"[{where}] takes either name/params or select = {{candidates = ...}}, not both")
+        sel = check_table(f"{where}.select", select, SELECT_KEYS)
+        cands = sel.pop("candidates")
+        if not cands:
+            raise ConfigError(f"{where}.select needs candidates = {{ <label> = {{ name = ..., params = {{...}} }}, ... }}")
+        sel["candidates"] = {label: check_model_spec(f"{where}.select.candidates.{label}", c) for label, c in cands.items()}
+        return {"name": "WalkForwardSearch", "params": {k: v for k, v in sel.items() if v is not None}}
     if out["name"] is None:
         raise ConfigError(f"[{where}] needs a 'name' (a model class name, e.g. \"GridHawkes\" or \"CountHotspot\")")
     return out
@@ -448,6 +478,23 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
             raise ConfigError("events.categories (a filter) needs events.category (the column holding the type)")
         if not ev["categories"] or not all(isinstance(c, str) for c in ev["categories"]):
             raise ConfigError(f"events.categories must be a non-empty list of strings, got {ev['categories']!r}")
+    for key in ("target", "indicators"):
+        if isinstance(ev[key], str):
+            ev[key] = [ev[key]]
+        if ev[key] is not None and (not ev[key] or not all(isinstance(c, str) for c in ev[key])):
+            raise ConfigError(f"events.{key} must be a non-empty list of category labels, got {ev[key]!r}")
+    if ev["indicators"] and not ev["target"]:
+        raise ConfigError("events.indicators need events.target (the categories that are forecast)")
+    if ev["target"] is not None:
+        if ev["category"] is None:
+            raise ConfigError("events.target needs events.category (the column holding the type)")
+        both = sorted(set(ev["target"]) & set(ev["indicators"] or ()))
+        if both:
+            raise ConfigError(f"categories {both} are both in events.target and events.indicators")
+        if ev["categories"] is not None:
+            missing = sorted(set(ev["target"]) | set(ev["indicators"] or ()) - set(ev["categories"]))
+            if missing:
+                raise ConfigError(f"events.target/indicators {missing} are not in the events.categories filter {ev['categories']}")
     if ev["path"] is not None and ev["simulate"] is not None:
         raise ConfigError("[events] takes either 'path' (an event file) or 'simulate' (rg.simulate arguments), not both")
     check_event_options(ev, cfg)

@@ -102,10 +102,12 @@ def fit_forecast(job, events=None, grid=None, step=_no_step, study_area_of=None)
             )
     if grid is None:
         with step("build grid"):
-            grid = study_area(job.grid, events, date) if study_area_of is None else study_area_of(date)
+            grid = study_area(job.grid, events, date, job.target) if study_area_of is None else study_area_of(date)
     with step("fit"):
-        model = job.model.build()
-        model.fit(train, grid, end=date)
+        from ..models._base import match_horizon
+
+        model = match_horizon(job.model.build(), job.horizon_days)
+        model.fit(train, grid, end=date, target=job.target)
     if model.n_events_ == 0:
         raise NoEventsError(f"none of the {len(train)} events of the training window falls inside the grid")
     with step("predict"):

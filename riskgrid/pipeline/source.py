@@ -11,7 +11,7 @@ filter. The same missing file gives the same
 Study-area rule (:func:`study_area`)
 ------------------------------------
 The grid of a forecast for date ``D`` is the configuration's polygon
-(``[grid] geojson``) when one is given; otherwise the H3 cells of the events
+(``[grid] geojson``) when one is given; otherwise the H3 cells of the (target) events
 strictly **before** ``D`` (after the category filter) plus ``buffer_rings``
 rings. A later event never shapes an earlier forecast, so the grid of a
 forecast does not depend on how much data happens to follow ``D``. A backtest
@@ -185,14 +185,18 @@ def events_from_config(cfg: dict):
     return load_job_events(job)
 
 
-def study_area(grid_spec, events, first_day: float):
+def study_area(grid_spec, events, first_day: float, target=None):
     """The grid of a forecast starting at ``first_day`` (days): the polygon, or the events before that day.
 
     See the module docstring for the rule. ``grid_spec`` is a
-    :class:`~riskgrid.pipeline.specs.GridSpec`.
+    :class:`~riskgrid.pipeline.specs.GridSpec`. With ``target`` categories,
+    only the target events shape the grid (indicators never widen the area
+    whose risk is forecast).
     """
     if grid_spec.geojson:
         return grid_spec.build(None)
+    if target is not None:
+        events = events.select(list(target))
     before = events.between(None, float(first_day))
     if len(before) == 0:
         raise NoEventsError(

@@ -134,6 +134,8 @@ class _JobBase:
     horizon_days: float = 7.0
     train_days: float | None = None
     categories: tuple[str, ...] | None = None
+    target: tuple[str, ...] | None = None
+    indicators: tuple[str, ...] = ()
     columns: Mapping[str, str | None] | None = None
     city: str | None = None
     on_invalid: str = "raise"
@@ -151,10 +153,24 @@ class _JobBase:
             raise ConfigError(f"{where} grid must be a GridSpec, got {type(self.grid).__name__}")
         check_days(f"{where} horizon_days", self.horizon_days)
         check_days(f"{where} train_days", self.train_days, optional=True)
-        if isinstance(self.categories, str):
-            object.__setattr__(self, "categories", (self.categories,))
-        elif self.categories is not None:
-            object.__setattr__(self, "categories", tuple(self.categories))
+        for key in ("categories", "target", "indicators"):
+            value = getattr(self, key)
+            if isinstance(value, str):
+                object.__setattr__(self, key, (value,))
+            elif value is not None:
+                object.__setattr__(self, key, tuple(value))
+        if self.indicators and self.target is None:
+            raise ConfigError(f"{where} indicators {list(self.indicators)} need a target")
+        if self.target is not None:
+            both = sorted(set(self.target) & set(self.indicators))
+            if both:
+                raise ConfigError(f"{where} categories {both} are both target and indicator")
+            wanted = tuple(self.target) + tuple(self.indicators)
+            if self.categories is None:  # read exactly the target and indicator categories
+                object.__setattr__(self, "categories", wanted)
+            elif set(wanted) - set(self.categories):
+                raise ConfigError(f"{where} target/indicators {sorted(set(wanted) - set(self.categories))} "
+                                  f"are not in the categories filter {list(self.categories)}")
         object.__setattr__(self, "columns", check_columns(self.columns, self.categories))
         check_on_invalid(f"{where} on_invalid", self.on_invalid)
         object.__setattr__(self, "event_options", dict(self.event_options or {}))
@@ -194,6 +210,8 @@ def _source_from_config(cfg: dict) -> dict:
         source=source,
         grid=GridSpec(g["resolution"], g["buffer_rings"], g.get("geojson")),
         categories=ev.get("categories") if not isinstance(source, EventSet) else None,
+        target=ev.get("target"),
+        indicators=tuple(ev.get("indicators") or ()),
         columns={k: ev[k] for k in COLUMN_ROLES},
         on_invalid=ev["on_invalid"],
         event_options=event_options(ev, g.get("geojson")),
@@ -228,6 +246,11 @@ class ForecastJob(_JobBase):
         ``date`` (after the category filter) plus ``buffer_rings``.
     categories : sequence of str, optional
         Keep only these event types.
+    target, indicators : sequence of str, optional
+        Categories that are forecast, scored and zoned, and categories that
+        only inform the models that use them (see
+        :meth:`riskgrid.models.RiskModel.fit`); ``None``: every category is a
+        target. Without ``categories``, the job reads exactly these.
     columns : dict, optional
         Column names by role: ``time``, ``lat``, ``lon``, ``category``,
         ``weight`` (defaults ``timestamp``, ``lat``, ``lon``, none, none).
