@@ -33,6 +33,7 @@ from .errors import (
     LeakageError,
     NoEventsError,
     NotFittedError,
+    OutputWriteError,
     RiskGridError,
 )
 
@@ -90,6 +91,7 @@ __all__ = [
     "LeakageError",
     "NotFittedError",
     "NoEventsError",
+    "OutputWriteError",
     "BatchError",
     "ConvergenceWarning",
 ]

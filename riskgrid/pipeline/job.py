@@ -133,7 +133,8 @@ def run_forecast(config, date, out_dir, skip_existing: bool = False, progress: b
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=6 + len(formats), unit="step", leave=False, disable=None)  # off when not a TTY
+        n_steps = 7 + len(formats) + bool(cfg["outputs"].get("exposure_log", True))  # (7: read ... zones, hash)
+        bar = tqdm(total=n_steps, unit="step", leave=False, disable=None)  # off when not a TTY
     try:
         return _run(cfg, day, day_s, parent, target, formats, step, timings, t_all)
     finally:
