@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: every product format, in the order the nightly job writes them
-FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones")
+FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zones", "briefing")
 
 
 def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float = 50.0, crs: str = "EPSG:3857",
@@ -95,4 +95,30 @@ def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float =
         if zones is None:
             raise ValueError("the 'zones' product needs zones= (a ZoneSet from riskgrid.select_zones)")
         return write_zones_geojson(zones, path, metadata=metadata)
+    if fmt == "briefing":
+        if zones is None:
+            raise ValueError("the 'briefing' product needs zones= (a ZoneSet from riskgrid.select_zones)")
+        return _write_plain_briefing(ds, path, grid, zones, title)
     raise ValueError(f"unknown product format {fmt!r}; allowed: {list(FORMATS)}")
+
+
+def _write_plain_briefing(ds, path, grid, zones, title) -> str:
+    """``briefing.html`` from the forecast alone: map, zones and their close-ups (the nightly job adds the trend
+    from the exposure log, data freshness and staleness; see :func:`riskgrid.products.briefing.render_briefing`)."""
+    import os
+
+    from .briefing import write_briefing, zone_map_png
+
+    path = os.fspath(path)
+    start, _ = forecast_window(ds)
+    png = f"{path}.map-{os.getpid()}.png"
+    try:
+        write_png(ds, png, zones=zones, grid=grid, title=title)
+        write_briefing(path, zones, forecast_start=start, horizon_days=float(ds.attrs["horizon_days"]), map_png=png,
+                       city=ds.attrs.get("city") or None, model=ds.attrs.get("model") or None,
+                       zone_maps={z.number: zone_map_png(ds["risk"].values, grid if grid is not None else grid_of(ds),
+                                                         zones, z.number) for z in zones.zones})
+    finally:
+        if os.path.exists(png):
+            os.remove(png)
+    return path
