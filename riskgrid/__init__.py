@@ -23,19 +23,9 @@ from __future__ import annotations
 import importlib
 import sys
 
+from . import errors as _errors
 from ._version import __version__
-from .errors import (
-    BatchError,
-    ConfigError,
-    ConvergenceWarning,
-    EventDataError,
-    EventFileNotFoundError,
-    LeakageError,
-    NoEventsError,
-    NotFittedError,
-    OutputWriteError,
-    RiskGridError,
-)
+from .errors import *  # noqa: F401,F403  (every riskgrid exception and warning, at the top level)
 
 #: public name -> module that defines it
 _LAZY = {
@@ -84,16 +74,7 @@ __all__ = [
     "backtest",
     "summarize",
     "plot_backtest",
-    "RiskGridError",
-    "EventDataError",
-    "EventFileNotFoundError",
-    "ConfigError",
-    "LeakageError",
-    "NotFittedError",
-    "NoEventsError",
-    "OutputWriteError",
-    "BatchError",
-    "ConvergenceWarning",
+    *_errors.__all__,
 ]
 
 
