@@ -1,4 +1,4 @@
-"""Slow, obvious references for the rasteriser (riskgrid.io.rasterize, riskgrid.kernels.raster)."""
+"""Slow, obvious references for the rasteriser (riskgrid.products.raster.rasterize, riskgrid.kernels.raster)."""
 
 import h3
 import numpy as np
