@@ -208,10 +208,13 @@ class FeatureForecaster(RiskModel):
         mat[pos[pos >= 0]] = num.to_numpy(dtype=float)[pos >= 0]
         return mat, tuple(str(c) for c in num.columns)
 
-    def _features(self, origins):
+    def _features(self, origins, events=None, cell=None, cache=None):
+        """Features at ``origins`` from ``events`` (default: the fitted events; maps cached per event set)."""
+        if events is None:
+            events, cell, cache = self.events_, self.cell_, self._cache
         return build_features(
-            self.events_, self.cell_, self.grid_, origins, self.horizon_days_, self.target_codes_,
-            self.indicator_codes_, self.spec_, self.data_start_, self.cov_, self.cov_names_, self._cache,
+            events, cell, self.grid_, origins, self.horizon_days_, self.target_codes_,
+            self.indicator_codes_, self.spec_, self.data_start_, self.cov_, self.cov_names_, cache,
         )
 
     def _fit(self, events, grid, cell, end_days):
@@ -230,7 +233,8 @@ class FeatureForecaster(RiskModel):
                self.target_, grid.resolution, len(grid), repr(sorted(self.get_params().items(), key=str)))
         state = getattr(self, "_learned", None)
         if not (self.warm_start and state is not None and state["key"] == key):
-            state = self._learn_panel(events, cell, grid, learn_end, h, spacing)
+            n = n_before  # the panel sees only the events before the learning point: same bits warm or cold
+            state = self._learn_panel(events.between(None, learn_end), cell[:n], grid, learn_end, h, spacing)
             state["key"] = key
         self._learned = state
         for k, v in state.items():
@@ -253,7 +257,7 @@ class FeatureForecaster(RiskModel):
             )
         if n_target < 10:
             raise ValueError(f"FeatureForecaster needs at least 10 target events in the grid to learn from, got {n_target:g}")
-        X, names = self._features(origins)
+        X, names = self._features(origins, events, cell, {})
         y = panel_labels(events, cell, len(grid), origins, h, self.target_codes_)
         self.feature_names_ = names
         o_idx = np.repeat(np.arange(origins.size), len(grid))
