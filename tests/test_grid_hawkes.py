@@ -516,3 +516,17 @@ def test_warm_start_matches_cold_start(small_two_type):
     for bad in (dict(background="kde"), dict(min_lag_minutes=-1), dict(warm_start="yes")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             GridHawkes(**bad).fit(ev, grid)
+
+
+def test_too_many_categories_refused_before_any_work():
+    """Issue 15: thousands of categories ran out of memory / time; now refused up front, naming the settings."""
+    import riskgrid as rg
+    from riskgrid.models import GridHawkes
+    from riskgrid.models.grid_hawkes import MAX_CATEGORIES
+
+    df = rg.simulate(n_days=30, background_rate=20, seed=1, start="2020-01-01")
+    df["category"] = [f"c{i % (MAX_CATEGORIES + 1)}" for i in range(len(df))]
+    ev = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(ev, resolution=9)
+    with pytest.raises(ValueError, match=r"categories is more than it accepts.*target"):
+        GridHawkes().fit(ev, grid)

@@ -404,3 +404,17 @@ def test_weighted_fit_equals_duplicated_events_and_unit_weights_are_bitwise(smal
     u = SEPP(max_iter=50).fit(ev, grid)
     v = SEPP(max_iter=50).fit(ev_1, grid)
     assert u.log_likelihood_ == v.log_likelihood_ and u.theta_ == v.theta_ and u.sigma_m_ == v.sigma_m_
+
+
+def test_all_events_at_one_point_is_a_clear_refusal():
+    """Issue 15: SEPP on events that all share one point gave NaN risk; now a ValueError naming the cause."""
+    import riskgrid as rg
+    from riskgrid.models import SEPP
+
+    df = rg.simulate(n_days=60, background_rate=10, seed=1)
+    grid = rg.HexGrid.from_events(rg.EventSet.from_frame(df, category="category"), resolution=9)
+    same = df.iloc[:50].copy()
+    same["lat"], same["lon"] = df.lat.iloc[0], df.lon.iloc[0]
+    ev = rg.EventSet.from_frame(same, category="category", keep_duplicates=True)
+    with pytest.raises(ValueError, match="more than one place"):
+        SEPP().fit(ev, grid)

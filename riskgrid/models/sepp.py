@@ -506,6 +506,13 @@ class SEPP(RiskModel):
         T0, T = float(t[0]), float(end_days)
         if not T > T0:
             raise ValueError(f"the fit window is empty: first event at day {T0}, end at day {T}")
+        spread_m = float(max(np.ptp(x), np.ptp(y))) if x.size else 0.0
+        if x.size < 2 or spread_m < 1.0:
+            raise ValueError(
+                f"SEPP needs events at more than one place: the {x.size} event(s) of the fit window lie within "
+                f"{spread_m:.2g} m of each other, so no spatial kernel can be estimated; use CountHotspot or "
+                "GridHawkes (cell counts) for such data, or check the coordinates"
+            )
         self._t, self._x, self._y = t, x, y
         wt = np.ascontiguousarray(events.weight[inside], dtype=np.float64)
         # unit weights take the unweighted kernels: today's fits bit for bit
