@@ -1,4 +1,12 @@
-"""Grid Hawkes / ETAS model on H3 cells with neighbour spill-over and cross-type excitation."""
+"""Grid Hawkes / ETAS model on H3 cells with neighbour spill-over and cross-type excitation.
+
+Why one long module (~1,100 lines): it is one estimator whose EM steps, data-
+driven start values, empirical-Bayes background smoothing, convergence
+diagnostics and forward simulation share the prepared event streams and the
+fitted state of one instance; the Numba work lives in
+:mod:`riskgrid.kernels.hawkes` and :mod:`riskgrid.kernels.forward`. Splitting
+the start-value and smoothing helpers into modules of their own is planned.
+"""
 
 from __future__ import annotations
 

@@ -30,6 +30,12 @@ Science 319, 1076-1079.
 Lewis & Mohler (2011). A nonparametric EM algorithm for multiscale Hawkes
 processes. Journal of Nonparametric Statistics.
 Wand (1994). Fast computation of multivariate kernel estimators. JCGS 3(4).
+
+Why one long module (~950 lines): one estimator with two triggering kernels
+(parametric and histogram), their EM steps, the staged truncation and the
+seasonal background share the candidate pairs and state of one fit; the
+Numba work lives in :mod:`riskgrid.kernels.sepp`. Moving the background KDE
+into the shared KDE kernel is planned.
 """
 
 from __future__ import annotations
