@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from ._runtime import check_n_jobs, numba_threads
+from .bands import DISTANCE_METRICS, check_band_edges, significance_stars
 from .events import EventSet
 from .kernels import knox as _k
 from .kernels.spatial import build_hash_grid
@@ -29,36 +30,6 @@ from .kernels.spatial import build_hash_grid
 __all__ = ["knox_test", "knox_arrays", "KnoxResult", "permutation_seeds", "band_labels"]
 
 log = logging.getLogger(__name__)
-
-_METRICS = ("euclidean", "manhattan")
-
-
-# --------------------------------------------------------------------------- #
-# validation helpers
-# --------------------------------------------------------------------------- #
-def _check_edges(edges, name: str, unit: str) -> np.ndarray:
-    """Validate band edges: >= 2, non-negative, strictly increasing, only the last may be inf."""
-    try:
-        arr = np.asarray(edges, dtype=np.float64).ravel()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a sequence of numbers ({unit}), got {edges!r}") from exc
-    if arr.size < 2:
-        raise ValueError(f"{name} needs at least 2 edges ({unit}) to make one band, got {arr.tolist()}")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN: {arr.tolist()}")
-    if (arr < 0).any():
-        raise ValueError(f"{name} must be non-negative ({unit}), got {arr.tolist()}")
-    if np.isinf(arr[:-1]).any():
-        raise ValueError(f"{name}: only the last edge may be inf, got {arr.tolist()}")
-    bad = np.flatnonzero(np.diff(arr) <= 0)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"{name} must be strictly increasing ({unit}); edge {i + 1} ({arr[i + 1]:g}) "
-            f"is not greater than edge {i} ({arr[i]:g}) in {arr.tolist()}"
-        )
-    return arr
-
 
 def _fmt_num(v: float) -> str:
     return f"{v:g}" if v < 1e6 else f"{v:.6g}"
@@ -97,12 +68,6 @@ def permutation_seeds(seed, n_permutations: int) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------- #
 # result
 # --------------------------------------------------------------------------- #
-def _stars(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    return "***" if p <= 0.001 else "**" if p <= 0.01 else "*" if p <= 0.05 else ""
-
-
 @dataclass(repr=False)
 class KnoxResult:
     """Outcome of :func:`knox_test`.
@@ -218,7 +183,7 @@ class KnoxResult:
         """Near Repeat Calculator style table: ratios with significance marks (rows space, columns time)."""
         cells = [
             [
-                ("  n/a" if not np.isfinite(r) else f"{r:5.2f}") + _stars(p).ljust(3)
+                ("  n/a" if not np.isfinite(r) else f"{r:5.2f}") + significance_stars(p).ljust(3)
                 for r, p in zip(rrow, prow)
             ]
             for rrow, prow in zip(self.ratio, self.p_value)
@@ -374,10 +339,10 @@ def knox_arrays(
         if not np.isfinite(arr).all():
             bad = np.flatnonzero(~np.isfinite(arr))
             raise ValueError(f"{name} has {bad.size} non-finite values (first at positions {bad[:5].tolist()})")
-    se = _check_edges(space_bands, "space_bands", "metres")
-    te = _check_edges(time_bands, "time_bands", "days")
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+    se = check_band_edges(space_bands, "space_bands", "metres")
+    te = check_band_edges(time_bands, "time_bands", "days")
+    if metric not in DISTANCE_METRICS:
+        raise ValueError(f"metric must be one of {DISTANCE_METRICS}, got {metric!r}")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
         raise ValueError(f"n_permutations must be an integer >= 1, got {n_permutations!r}")
     n_permutations = int(n_permutations)
