@@ -30,3 +30,13 @@ def sim_city():
     events = rg.EventSet.from_frame(df, category="category")
     grid = rg.HexGrid.from_events(events, resolution=9)
     return df, events, grid
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real 2-worker LocalCluster client (one Numba thread per worker), one per test module."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        yield c

@@ -46,14 +46,6 @@ CENTRES = [(41.85, -87.65), (40.71, -74.00), (37.77, -122.42)]
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def cities(tmp_path_factory):
     """Three small simulated cities as Parquet files, and a Hive-partitioned dataset of all three."""
     d = tmp_path_factory.mktemp("cities")

@@ -25,14 +25,6 @@ DATE = "2024-03-10"
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"}
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def config(tmp_path_factory):
     """A file-based city whose events continue well after DATE (so a grid from all events would differ)."""
     d = tmp_path_factory.mktemp("equiv")
