@@ -26,7 +26,8 @@ from ..errors import LeakageError, NotFittedError
 from ..events import EventSet, check_labels, to_days
 from ..grid import HexGrid
 
-__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target", "split_target", "match_horizon"]
+__all__ = ["RiskModel", "check_int", "check_number", "risk_dataarray", "resolve_target", "split_target", "match_horizon",
+           "COUNT_UNITS"]
 
 
 def resolve_target(categories, target) -> tuple[str, ...]:
@@ -99,6 +100,10 @@ def check_number(name: str, value, lo: float = 0.0, inclusive: bool = False, all
     return float(value)
 
 
+#: ``units`` of a forecast of expected counts (every model but the score models, e.g. NearRepeat)
+COUNT_UNITS = "expected events per cell in the forecast window"
+
+
 def risk_dataarray(
     values: np.ndarray,
     grid: HexGrid,
@@ -109,7 +114,7 @@ def risk_dataarray(
     params: dict | None = None,
     fit_window: tuple[float, float] | None = None,
     categories: tuple[str, ...] | None = None,
-    units: str = "expected events per cell in the forecast window",
+    units: str = COUNT_UNITS,
     extra_attrs: dict | None = None,
 ) -> xr.DataArray:
     """Wrap per-cell forecasts into the standard ``risk`` DataArray.
@@ -245,6 +250,69 @@ class RiskModel(BaseEstimator):
             categories=self._output_categories() if np.ndim(values) == 2 else None,
             extra_attrs={**self._target_attrs(), **self._output_attrs()},
         )
+
+    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
+                         seed=None, zones=None):
+        """Forecast with an interval: the point forecast plus the central ``level`` interval of each cell's count.
+
+        The default, for models whose forecast is an expected count (the
+        baselines, FeatureForecaster): the count of a cell is taken to be
+        Poisson with the forecast as its mean, and the interval is the
+        closed-form Poisson one (:func:`riskgrid.models.uncertainty.poisson_interval`;
+        attribute ``interval_method = "poisson"``). Models that simulate
+        their future (GridHawkes, and any model overriding this method) use
+        their own simulation instead. Models whose output is a score, not a
+        count (NearRepeat: its ``units`` say so), raise ``TypeError``.
+
+        Parameters
+        ----------
+        start, horizon_days
+            As :meth:`predict` (days).
+        level : float
+            Probability of the central interval, in (0, 1) (0.9: the 5 % and 95 % quantiles).
+        n_sims, seed
+            Accepted for a common signature with the simulating models; unused by the Poisson interval.
+        zones : array of int (n_cells,), optional
+            Zone of each cell, 0-based (-1: none). Adds ``zone_risk``,
+            ``zone_lo``, ``zone_hi``, ``zone_p_any`` over a ``zone``
+            dimension: the Poisson interval of the zone's total (a sum of
+            independent Poisson counts is Poisson with the summed mean; the
+            sum of the cells' quantiles is not the zone's quantile).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``risk`` (expected events per cell in the window, summed over
+            the forecast categories), ``risk_lo``, ``risk_hi`` (quantiles of
+            the count, events), ``p_any`` (``P(count >= 1)``); attributes
+            ``interval_level`` and ``interval_method``.
+
+        Examples
+        --------
+        >>> ds = CountHotspot().fit(events, grid).predict_interval(horizon_days=7, level=0.9)  # doctest: +SKIP
+        >>> ds["risk_hi"].max()  # doctest: +SKIP
+        """
+        from .uncertainty import interval_dataset, poisson_interval, zone_sums
+
+        check_int("n_sims", n_sims, 1)
+        risk = self.predict(start, horizon_days)
+        units = str(risk.attrs.get("units", COUNT_UNITS))
+        if units != COUNT_UNITS:
+            raise TypeError(f"{type(self).__name__} forecasts a score ({units}), not an expected count: a count "
+                            f"interval is not defined for it; use a count model (CountHotspot, KDEHotspot, "
+                            f"GridHawkes, SEPP, ...) for intervals")
+        if risk.ndim == 2:
+            risk = risk.sum("category", keep_attrs=True)
+        lo, hi, p_any = poisson_interval(risk.values, level)
+        ds = interval_dataset(risk, lo, hi, p_any, level, "poisson")
+        if zones is not None:
+            zr = zone_sums(risk.values, zones)
+            zlo, zhi, zp = poisson_interval(zr, level)
+            ds["zone_risk"] = ("zone", zr)
+            ds["zone_lo"] = ("zone", zlo)
+            ds["zone_hi"] = ("zone", zhi)
+            ds["zone_p_any"] = ("zone", zp)
+        return ds
 
     def _output_categories(self) -> tuple[str, ...]:
         """Category labels of the rows of a per-category forecast (the target categories)."""

@@ -32,6 +32,8 @@ __all__ = [
     "crps_samples",
     "crps_poisson",
     "interval_dataset",
+    "forecast_samples",
+    "count_calibration",
 ]
 
 
@@ -182,3 +184,76 @@ def interval_dataset(risk: xr.DataArray, lo, hi, p_any, level: float, method: st
     ds["risk_hi"].attrs.update(units="events in the forecast window", description=f"{(1 + level) / 2:g} quantile of the count")
     ds["p_any"].attrs.update(units="1", description="probability of at least one event in the forecast window")
     return ds
+
+
+def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
+    """Simulated counts per (simulation, cell), summed over the forecast categories; ``None`` for models that do not simulate.
+
+    A model simulates when it has a ``simulate_forecast(start, horizon_days,
+    n_sims=..., seed=...)`` method (GridHawkes, SEPP); its per-category
+    output ``(n_sims, n_categories, n_cells)`` is summed over the target
+    categories (``model._target_index()`` when the model has it, else all).
+
+    Returns
+    -------
+    ndarray (n_sims, n_cells) or None
+    """
+    sim = getattr(model, "simulate_forecast", None)
+    if sim is None:
+        return None
+    x = np.asarray(sim(start, horizon_days, n_sims=n_sims, seed=seed), dtype=np.float64)
+    if x.ndim == 3:
+        rows = model._target_index() if hasattr(model, "_target_index") else slice(None)
+        x = x[:, rows, :].sum(axis=1)
+    if x.ndim != 2:
+        raise ValueError(f"simulate_forecast must give (n_sims, n_cells) or (n_sims, n_categories, n_cells), got {x.shape}")
+    return x
+
+
+def count_calibration(y, mean=None, samples=None, levels=(0.5, 0.9), seed=None) -> dict:
+    """Randomized-PIT coverage of the central intervals and the mean CRPS of count forecasts against outcomes.
+
+    Exactly one of ``mean`` (Poisson forecasts with these means) and
+    ``samples`` (simulated counts, first axis the simulations) is given.
+
+    Parameters
+    ----------
+    y : (n,) array
+        Observed counts (events per cell in the window).
+    mean : (n,) array, optional
+        Poisson means (expected events).
+    samples : (n_sims, n) array, optional
+        Simulated counts; ``F(k)`` is the share of simulations ``<= k``.
+    levels : sequence of float
+        Interval levels in (0, 1).
+    seed : int or SeedSequence, optional
+        Seed of the PIT's uniform draw (the same draw for every level, so
+        the coverages are nested).
+
+    Returns
+    -------
+    dict
+        ``{level: coverage}`` (share of cells whose randomized PIT lies in
+        the central band; ``level`` in expectation when calibrated) and
+        ``"crps"``: mean CRPS over the cells (events).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if (mean is None) == (samples is None):
+        raise ValueError("give exactly one of mean (Poisson) and samples (simulated counts)")
+    if mean is not None:
+        mean = np.asarray(mean, dtype=np.float64)
+        if mean.shape != y.shape:
+            raise ValueError(f"mean must have the shape of y {y.shape}, got {mean.shape}")
+        f_below = np.where(y >= 1, stats.poisson.cdf(y - 1, mean), 0.0)
+        f_at = stats.poisson.cdf(y, mean)
+        crps = crps_poisson(mean, y)
+    else:
+        x = np.asarray(samples, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1:] != y.shape:
+            raise ValueError(f"samples must be (n_sims, {y.size}), got {x.shape}")
+        f_below = (x <= (y - 1)[None, :]).mean(axis=0)
+        f_at = (x <= y[None, :]).mean(axis=0)
+        crps = crps_samples(x, y)
+    out = {float(lev): randomized_coverage(y, f_below, f_at, lev, seed=seed) for lev in levels}
+    out["crps"] = float(np.mean(crps)) if crps.size else float("nan")
+    return out

@@ -170,3 +170,89 @@ def test_predict_interval_dataset_and_zones(weekly_fit):
         m.predict_interval(n_sims=0)
     with pytest.raises(rg.errors.LeakageError):
         m.simulate_forecast(end - 3.0, 7.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the default (Poisson) interval of the count models, and the calibration helpers of the backtests
+
+
+@pytest.fixture(scope="module")
+def small_events():
+    df = rg.simulate(n_days=120, background_rate=6, theta=0.3, omega=0.3, sigma_m=50, seed=5)
+    ev = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    return ev, grid
+
+
+@pytest.mark.parametrize("name", ["CountHotspot", "KDEHotspot", "ProspectiveHotspot"])
+def test_poisson_predict_interval_of_count_models(small_events, name):
+    from scipy import stats
+
+    ev, grid = small_events
+    m = rg.models.make_model(name).fit(ev, grid)
+    risk = m.predict(horizon_days=7)
+    r = risk.sum("category").values if risk.ndim == 2 else risk.values
+    zones = np.where(np.arange(len(grid)) % 4 == 3, -1, np.arange(len(grid)) % 3)
+    ds = m.predict_interval(horizon_days=7, level=0.8, zones=zones)
+    assert ds.attrs["interval_method"] == "poisson" and ds.attrs["interval_level"] == 0.8
+    assert ds.attrs["model"] == name and ds.attrs["horizon_days"] == 7.0
+    np.testing.assert_array_equal(ds.risk.values, r)
+    # naive: scipy's Poisson quantiles cell by cell
+    for i in range(0, len(grid), max(1, len(grid) // 25)):
+        lo = stats.poisson.ppf(0.1, r[i]) if r[i] > 0 else 0.0
+        hi = stats.poisson.ppf(0.9, r[i]) if r[i] > 0 else 0.0
+        assert (ds.risk_lo.values[i], ds.risk_hi.values[i]) == (lo, hi)
+        assert ds.p_any.values[i] == pytest.approx(1 - np.exp(-r[i]), rel=1e-12)
+    # zone interval = Poisson interval of the zone's summed mean (not the sum of the cells' quantiles)
+    for z in range(3):
+        mz = r[zones == z].sum()
+        assert ds.zone_risk.values[z] == pytest.approx(mz, rel=1e-12)
+        assert ds.zone_lo.values[z] == stats.poisson.ppf(0.1, mz)
+        assert ds.zone_hi.values[z] == stats.poisson.ppf(0.9, mz)
+        assert ds.zone_p_any.values[z] == pytest.approx(1 - np.exp(-mz), rel=1e-12)
+    assert ds.zone_hi.values.sum() < ds.risk_hi.values[zones >= 0].sum()  # quantiles do not add up
+
+
+def test_predict_interval_refuses_score_models(small_events):
+    ev, grid = small_events
+    m = rg.models.make_model("NearRepeat").fit(ev, grid)
+    with pytest.raises(TypeError, match="score"):
+        m.predict_interval(horizon_days=7)
+
+
+def test_count_calibration_matches_naive(small_events):
+    from scipy import stats
+
+    from riskgrid.models.uncertainty import count_calibration, forecast_samples
+
+    rng = np.random.default_rng(4)
+    mean = rng.uniform(0.0, 2.0, 300)
+    y = rng.poisson(mean).astype(float)
+    out = count_calibration(y, mean=mean, levels=(0.5, 0.9), seed=7)
+    v = np.random.default_rng(7).random(y.size)  # naive randomized PIT
+    u = np.array([stats.poisson.cdf(k - 1, m) + vv * stats.poisson.pmf(k, m) for k, m, vv in zip(y, mean, v)])
+    assert out[0.5] == np.mean((u >= 0.25) & (u <= 0.75))
+    assert out[0.9] == np.mean((u >= 0.05) & (u <= 0.95))
+    naive_crps = [sum((stats.poisson.cdf(k, m) - (yy <= k)) ** 2 for k in range(60)) for yy, m in zip(y, mean)]
+    assert out["crps"] == pytest.approx(np.mean(naive_crps), rel=1e-9)
+    x = rng.poisson(mean[None, :], (200, mean.size)).astype(float)
+    s = count_calibration(y, samples=x, levels=(0.9,), seed=7)
+    u2 = np.array([np.mean(x[:, i] < y[i]) + v[i] * np.mean(x[:, i] == y[i]) for i in range(y.size)])
+    assert s[0.9] == np.mean((u2 >= 0.05) & (u2 <= 0.95))
+    naive_s = [np.mean(np.abs(x[:, i] - y[i])) - 0.5 * np.mean(np.abs(x[:, i][:, None] - x[:, i][None, :]))
+               for i in range(y.size)]
+    assert s["crps"] == pytest.approx(np.mean(naive_s), rel=1e-9)
+    with pytest.raises(ValueError, match="exactly one"):
+        count_calibration(y)
+    ev, grid = small_events
+    assert forecast_samples(rg.models.make_model("CountHotspot").fit(ev, grid), None, 7.0, 10) is None
+
+
+def test_forecast_samples_of_gridhawkes_sum_the_target_categories(weekly_fit):
+    from riskgrid.models.uncertainty import forecast_samples
+
+    ev, grid, m, end = weekly_fit
+    x = forecast_samples(m, None, 7.0, 30, seed=3)
+    full = m.simulate_forecast(None, 7.0, n_sims=30, seed=3)
+    assert x.shape == (30, len(grid))
+    np.testing.assert_array_equal(x, full.sum(axis=1))
