@@ -11,9 +11,12 @@ from functools import cached_property
 
 import h3
 import numpy as np
+import pandas as pd
+from h3.api import basic_int as _h3b
 from h3.api import numpy_int as h3i
 
 from .events import EventSet
+from .kernels.spatial import hex_ring_csr
 from .geo import EARTH_RADIUS_M, LocalProjection, load_geojson, load_polygons, oriented_ring, polygon_area_m2
 
 __all__ = [
@@ -38,28 +41,33 @@ DEFAULT_MAX_BUFFER_RINGS = 50
 #: Largest number of (cell, neighbour) pairs :meth:`HexGrid.neighbours` lists by default
 #: (two int64 arrays: 16 bytes a pair, 1.5 GiB): 1e6 cells with 2 rings (19 per cell) fit.
 DEFAULT_MAX_PAIRS = 100_000_000
+#: the 12 base cells (resolution 0) that are pentagons
+_PENTAGON_BASE_CELLS = frozenset(h3.get_base_cell_number(p) for p in h3.get_pentagons(0))
 
 
 def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.ndarray:
     """H3 cell (uint64) of every point, exactly as ``h3.latlng_to_cell`` computes it.
 
-    h3-py has no array version, so the call is made once per *distinct*
-    (lat, lon) pair (police data repeat block-level points a lot).
+    h3-py has no array version, so the call (about 0.5 µs of C) is made once
+    per *distinct* (lat, lon) pair (police data repeat block-level points a
+    lot); the distinct pairs are found with a hash table (``pandas.factorize``
+    on ``lat + i·lon``, O(n)), not a sort.
+    A NaN coordinate raises h3's ``H3LatLngDomainError``.
     """
-    lat = np.ascontiguousarray(lat, dtype=np.float64)
-    lon = np.ascontiguousarray(lon, dtype=np.float64)
+    lat = np.ascontiguousarray(lat, dtype=np.float64).ravel()
+    lon = np.ascontiguousarray(lon, dtype=np.float64).ravel()
     if lat.size == 0:
         return np.zeros(0, dtype=np.uint64)
-    pairs = np.empty(lat.size, dtype=[("a", "f8"), ("b", "f8")])
-    pairs["a"], pairs["b"] = lat, lon
-    uniq, inverse = np.unique(pairs, return_inverse=True)
-    f = h3i.latlng_to_cell
+    z = np.empty(lat.size, dtype=np.complex128)
+    z.real, z.imag = lat, lon
+    codes, uniq = pd.factorize(z, sort=False, use_na_sentinel=False)
+    f = _h3b.latlng_to_cell
     cells = np.fromiter(
-        (f(a, b, resolution) for a, b in zip(uniq["a"].tolist(), uniq["b"].tolist())),
+        (f(a, b, resolution) for a, b in zip(uniq.real.tolist(), uniq.imag.tolist())),
         dtype=np.uint64,
         count=uniq.size,
     )
-    return cells[inverse.ravel()]
+    return cells[codes]
 
 
 def _check_count(name: str, value, minimum: int = 0) -> int:
@@ -220,7 +228,8 @@ class HexGrid:
             )
         if len(events) == 0:
             raise ValueError("cannot build a grid from an empty EventSet")
-        base = np.unique(latlng_to_cells(events.lat, events.lon, resolution))
+        event_cells = latlng_to_cells(events.lat, events.lon, resolution)
+        base = np.unique(event_cells)
         estimate = estimate_cells_from_events(events.lat, events.lon, resolution, buffer_rings, n_base=base.size)
         if estimate > max_cells:
             raise ValueError(
@@ -230,7 +239,9 @@ class HexGrid:
             )
         if buffer_rings:
             base = _dilate(base, buffer_rings)
-        return cls(base, resolution)
+        grid = cls(base, resolution)
+        grid._remember(events, grid.index_of(event_cells))  # the events' assignment comes for free
+        return grid
 
     @classmethod
     def from_geojson(cls, geojson, resolution: int = 9, max_cells: int = DEFAULT_MAX_CELLS) -> "HexGrid":
@@ -315,17 +326,23 @@ class HexGrid:
             # same events (backtests) do not call H3 again.
             memo = events_or_lat._cells_cache
             if self._token not in memo:
-                if len(memo) >= 4:
-                    memo.pop(next(iter(memo)))
-                cells = self.index_of(latlng_to_cells(events_or_lat.lat, events_or_lat.lon, self.resolution))
-                cells.flags.writeable = False
-                memo[self._token] = cells
+                self._remember(
+                    events_or_lat, self.index_of(latlng_to_cells(events_or_lat.lat, events_or_lat.lon, self.resolution))
+                )
             return memo[self._token]
         else:
             lat = events_or_lat
             if lon is None:
                 raise TypeError("assign(lat, lon) needs both arrays")
         return self.index_of(latlng_to_cells(lat, lon, self.resolution))
+
+    def _remember(self, events: EventSet, cells: np.ndarray) -> None:
+        """Store ``cells`` (this grid's index of every event) in the EventSet's memo (4 grids at most)."""
+        memo = events._cells_cache
+        if self._token not in memo and len(memo) >= 4:
+            memo.pop(next(iter(memo)))
+        cells.flags.writeable = False
+        memo[self._token] = cells
 
     def neighbours(self, k: int = 1, max_pairs: int = DEFAULT_MAX_PAIRS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cells within ``k`` rings of each cell, as CSR arrays.
@@ -352,6 +369,51 @@ class HexGrid:
                 f"(~{bound * 16 / 2**30:.1f} GiB), above max_pairs={max_pairs:,}; use fewer rings "
                 f"(e.g. a smaller spillover_rings), a coarser grid, or raise max_pairs"
             )
+        out = self._neighbours_local_ij(k)
+        if out is None:
+            out = self._neighbours_h3(k)
+        for a in out:
+            a.flags.writeable = False
+        self._neighbours[k] = out
+        return out
+
+    def _neighbours_local_ij(self, k: int):
+        """:meth:`neighbours` from H3 local IJ coordinates (one C call per cell, the rest in Numba).
+
+        Valid where the IJ lattice is flat: no cell of the grid in a pentagon
+        base cell and no pentagon of this resolution within ``2k + 2`` rings
+        of the grid. Returns ``None`` (the caller then walks the rings with
+        h3) when that does not hold, when h3 cannot give local IJ coordinates
+        for some cell (too far from the anchor), or when the IJ bounding box
+        is far larger than the grid. Tested against ``h3.grid_ring`` on every
+        cell of several cities and resolutions.
+        """
+        cells = self.cells
+        base = np.unique((cells >> np.uint64(45)) & np.uint64(127))  # H3 index bits 45-51: the base cell
+        if set(base.tolist()) & _PENTAGON_BASE_CELLS:
+            return None
+        anchor = int(cells[cells.size // 2])
+        f = _h3b.cell_to_local_ij
+        try:
+            ij = np.array([f(anchor, c) for c in cells.tolist()], dtype=np.int64).reshape(-1, 2)
+        except (h3.H3BaseException, ValueError):
+            return None
+        ci, cj = np.ascontiguousarray(ij[:, 0]), np.ascontiguousarray(ij[:, 1])
+        box = (int(ci.max() - ci.min()) + 1 + 2 * k) * (int(cj.max() - cj.min()) + 1 + 2 * k)
+        if box > 32 * cells.size + (1 << 20):
+            return None
+        for p in h3.get_pentagons(self.resolution):
+            try:
+                pi, pj = f(anchor, h3.str_to_int(p) if isinstance(p, str) else int(p))
+            except (h3.H3BaseException, ValueError):
+                continue  # too far to be given IJ coordinates: far from the grid
+            di, dj = ci - pi, cj - pj
+            if int((np.maximum(np.maximum(di, dj), 0) - np.minimum(np.minimum(di, dj), 0)).min()) <= 2 * k + 2:
+                return None
+        return hex_ring_csr(ci, cj, int(k))
+
+    def _neighbours_h3(self, k: int):
+        """:meth:`neighbours` by walking ``h3.grid_ring`` around every cell (any grid, pentagons included)."""
         indptr = np.zeros(self.cells.size + 1, dtype=np.int64)
         idx_parts, ring_parts = [], []
         for i, c in enumerate(self.cells):
@@ -367,11 +429,7 @@ class HexGrid:
             idx_parts.append(ids)
             ring_parts.append(np.concatenate(rings))
             indptr[i + 1] = indptr[i] + ids.size
-        out = (indptr, np.concatenate(idx_parts).astype(np.int64), np.concatenate(ring_parts))
-        for a in out:
-            a.flags.writeable = False
-        self._neighbours[k] = out
-        return out
+        return indptr, np.concatenate(idx_parts).astype(np.int64), np.concatenate(ring_parts)
 
     def boundaries_lonlat(self) -> list[list[list[float]]]:
         """Closed, counter-clockwise exterior ring of each cell in (lon, lat) order.

@@ -1,4 +1,5 @@
-"""Uniform spatial hash shared by the kernels that look for nearby points."""
+"""Uniform spatial hash shared by the kernels that look for nearby points, and
+the H3 ring table of a grid built from local IJ coordinates (:func:`hex_ring_csr`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["build_hash_grid", "hash_points"]
+__all__ = ["build_hash_grid", "hash_points", "hex_distance_ij", "hex_ring_csr"]
 
 
 @jit
@@ -92,3 +93,84 @@ def build_hash_grid(x, y, cell_m, max_cells):
     ny = int((y1 - y0) / h) + 1
     order, cell_start = hash_points(x, y, x0, y0, h, nx, ny)
     return order, cell_start, x0, y0, h, nx, ny
+
+
+@jit
+def hex_distance_ij(di, dj):
+    """H3 grid distance of a local IJ offset ``(di, dj)``: the IJK vector ``(di, dj, 0)``
+    normalised (its smallest component moved to 0) has distance ``max - min``."""
+    hi = max(di, dj, 0)
+    lo = min(di, dj, 0)
+    return hi - lo
+
+
+@jit
+def hex_ring_csr(ci, cj, k):
+    """Cells within ``k`` rings of every cell, from the cells' local IJ coordinates.
+
+    ``ci, cj`` (int64, n) are H3 local IJ coordinates of the grid's cells
+    (sorted by H3 id) against one anchor, on a part of the grid where the IJ
+    lattice is flat (no pentagon nearby: the caller checks). Two cells are
+    ``d`` rings apart when their IJ offset has :func:`hex_distance_ij` ``d``.
+
+    Returns ``(indptr, indices, ring)`` int64 as :meth:`riskgrid.HexGrid.neighbours`:
+    per cell, itself first (ring 0), then ring 1, 2, ... each in ascending
+    cell position. Cells are found through a dense table over the IJ bounding
+    box (the caller bounds its size).
+    """
+    n = ci.size
+    imin = ci.min()
+    jmin = cj.min()
+    w = ci.max() - imin + 1 + 2 * k
+    hgt = cj.max() - jmin + 1 + 2 * k
+    table = np.full(w * hgt, -1, dtype=np.int64)
+    for c in range(n):
+        table[(ci[c] - imin + k) * hgt + (cj[c] - jmin + k)] = c
+    # offsets of every ring 1..k, grouped by ring
+    n_off = 3 * k * (k + 1)
+    odi = np.empty(n_off, dtype=np.int64)
+    odj = np.empty(n_off, dtype=np.int64)
+    ostart = np.zeros(k + 2, dtype=np.int64)
+    m = 0
+    for r in range(1, k + 1):
+        ostart[r] = m
+        for di in range(-r, r + 1):
+            for dj in range(-r, r + 1):
+                if hex_distance_ij(di, dj) == r:
+                    odi[m] = di
+                    odj[m] = dj
+                    m += 1
+    ostart[k + 1] = m
+    counts = np.ones(n, dtype=np.int64)
+    for c in range(n):
+        bi = ci[c] - imin + k
+        bj = cj[c] - jmin + k
+        for q in range(n_off):
+            if table[(bi + odi[q]) * hgt + (bj + odj[q])] >= 0:
+                counts[c] += 1
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for c in range(n):
+        indptr[c + 1] = indptr[c] + counts[c]
+    indices = np.empty(indptr[n], dtype=np.int64)
+    ring = np.empty(indptr[n], dtype=np.int64)
+    for c in range(n):
+        p = indptr[c]
+        indices[p] = c
+        ring[p] = 0
+        p += 1
+        bi = ci[c] - imin + k
+        bj = cj[c] - jmin + k
+        for r in range(1, k + 1):
+            lo = p
+            for q in range(ostart[r], ostart[r + 1]):
+                v = table[(bi + odi[q]) * hgt + (bj + odj[q])]
+                if v >= 0:
+                    # insertion into the ring's sorted run
+                    s = p
+                    while s > lo and indices[s - 1] > v:
+                        indices[s] = indices[s - 1]
+                        s -= 1
+                    indices[s] = v
+                    ring[p] = r
+                    p += 1
+    return indptr, indices, ring

@@ -208,3 +208,109 @@ def test_neighbour_pairs_refused_before_work(sim_city):
         grid.neighbours(3, max_pairs=n * 37 - 1)
     with pytest.raises(ValueError, match="k must be an integer >= 0"):
         grid.neighbours(-1)
+
+
+# --------------------------------------------------------------------------- #
+# the cold H3 path (issue 17): hashed distinct points, local-IJ ring tables
+# --------------------------------------------------------------------------- #
+CITIES = {"chicago": (41.85, -87.65), "nyc": (40.70, -73.95), "sydney": (-33.87, 151.20), "reykjavik": (64.13, -21.90)}
+
+
+def _near_edge_points(cells, eps=1e-9):
+    """Points a hair inside/outside every vertex and edge (start, middle, end) of ``cells``."""
+    pts = []
+    for c in cells:
+        bnd = h3.cell_to_boundary(h3.int_to_str(int(c)))
+        for (a1, b1), (a2, b2) in zip(bnd, bnd[1:] + bnd[:1]):
+            for f in (0.0, 0.5, 0.999):
+                for e in (eps, -eps):
+                    pts.append((a1 + f * (a2 - a1) + e, b1 + f * (b2 - b1) - e))
+    return np.array(pts)
+
+
+@pytest.mark.parametrize("city", sorted(CITIES))
+@pytest.mark.parametrize("res", [7, 10, 13])
+def test_latlng_to_cells_equals_h3_random_and_near_edges(rng, city, res):
+    lat0, lon0 = CITIES[city]
+    lat = lat0 + rng.normal(0, 0.05, 4000)
+    lon = lon0 + rng.normal(0, 0.05, 4000)
+    lat[:500], lon[:500] = lat[500:1000], lon[500:1000]  # repeated points (block-level data)
+    ep = _near_edge_points(np.unique(rg.latlng_to_cells(lat[:40], lon[:40], res)))
+    lat = np.concatenate([lat, ep[:, 0]])
+    lon = np.concatenate([lon, ep[:, 1]])
+    f = h3.api.basic_int.latlng_to_cell
+    expected = np.array([f(a, b, res) for a, b in zip(lat.tolist(), lon.tolist())], dtype=np.uint64)
+    np.testing.assert_array_equal(rg.latlng_to_cells(lat, lon, res), expected)
+
+
+def test_latlng_to_cells_around_pentagons_and_bad_input():
+    pent = [h3.str_to_int(p) for p in h3.get_pentagons(9)[:3]]
+    ep = _near_edge_points(pent + [int(c) for p in pent for c in h3.api.basic_int.grid_ring(p, 1)], eps=1e-10)
+    f = h3.api.basic_int.latlng_to_cell
+    expected = np.array([f(a, b, 9) for a, b in ep.tolist()], dtype=np.uint64)
+    np.testing.assert_array_equal(rg.latlng_to_cells(ep[:, 0], ep[:, 1], 9), expected)
+    with pytest.raises(h3.H3BaseException):
+        rg.latlng_to_cells(np.array([1.0, np.nan]), np.array([1.0, 2.0]), 9)
+
+
+def _city_grid(rng, lat0, lon0, res, sd=0.04, n=1500):
+    cells = rg.latlng_to_cells(lat0 + rng.normal(0, sd, n), lon0 + rng.normal(0, sd, n), res)
+    return HexGrid(np.unique(cells), res)
+
+
+@pytest.mark.parametrize("city", sorted(CITIES))
+@pytest.mark.parametrize("res", [8, 10])
+def test_local_ij_ring_table_is_bit_identical_to_grid_ring_on_every_cell(rng, city, res):
+    grid = _city_grid(rng, *CITIES[city], res)
+    for k in (0, 1, 3):
+        fast = grid._neighbours_local_ij(k)
+        assert fast is not None
+        slow = grid._neighbours_h3(k)  # h3.grid_ring around every cell
+        for a, b in zip(fast, slow):
+            assert a.dtype == b.dtype == np.int64
+            np.testing.assert_array_equal(a, b)
+
+
+def test_local_ij_ring_table_across_base_cell_seams(rng):
+    # grids straddling two or three base cells (icosahedron face edges among them)
+    pent = {h3.get_base_cell_number(p) for p in h3.get_pentagons(0)}
+    checked = 0
+    for c in sorted(h3.get_res0_cells())[:40]:
+        if h3.get_base_cell_number(c) in pent:
+            continue
+        lat0, lon0 = h3.cell_to_boundary(c)[0]
+        if abs(lat0) > 75:
+            continue
+        grid = _city_grid(rng, lat0, lon0, 7, sd=0.15, n=800)
+        if np.unique((grid.cells >> np.uint64(45)) & np.uint64(127)).size < 2:
+            continue
+        fast = grid._neighbours_local_ij(2)
+        if fast is None:
+            continue
+        for a, b in zip(fast, grid._neighbours_h3(2)):
+            np.testing.assert_array_equal(a, b)
+        checked += 1
+    assert checked >= 5
+
+
+def test_ring_table_near_a_pentagon_falls_back_to_h3():
+    p = h3.str_to_int(h3.get_pentagons(8)[4])
+    grid = HexGrid(np.asarray(h3.api.basic_int.grid_disk(p, 4), dtype=np.uint64), 8)
+    assert grid._neighbours_local_ij(1) is None
+    indptr, indices, ring = grid.neighbours(2)
+    cellset = set(grid.cells.tolist())
+    for i, c in enumerate(grid.cells.tolist()):
+        got = grid.cells[indices[indptr[i]:indptr[i + 1]]].tolist()
+        rings = ring[indptr[i]:indptr[i + 1]]
+        assert got[0] == c and rings[0] == 0
+        for r in (1, 2):  # ring r: the in-grid cells of h3.grid_ring(c, r), ascending position
+            want = sorted(d for d in h3.api.basic_int.grid_ring(c, r) if d in cellset)
+            assert [g for g, q in zip(got, rings) if q == r] == want
+
+
+def test_from_events_memoises_the_assignment(sim_city):
+    _, events, _ = sim_city
+    ev = rg.EventSet.from_frame(pd.DataFrame({"timestamp": events.timestamps, "lat": events.lat, "lon": events.lon}))
+    grid = HexGrid.from_events(ev, resolution=10, buffer_rings=1)
+    assert grid._token in ev._cells_cache
+    np.testing.assert_array_equal(grid.assign(ev), grid.index_of(rg.latlng_to_cells(ev.lat, ev.lon, 10)))
