@@ -151,3 +151,32 @@ def test_full_fit_naive_reference(benchmark):
                                 speedup=round(benchmark.stats.stats.mean / fast_s, 1),
                                 theta=round(ref["theta"], 4), omega=round(ref["omega"], 4), sigma_m=round(ref["sigma"], 2),
                                 fast_theta=round(fast.theta_, 4), peak_rss_gb_process=round(_peak_rss_gb(), 2))
+
+
+@pytest.fixture(scope="module")
+def chicago_sized_sepp():
+    """SEPP fitted on a simulated city the size of Chicago's yearly burglary (about 27k events, 25 km)."""
+    import warnings
+
+    df = rg.simulate(n_days=365, background_rate=27_000 / 365 * 0.7, theta=0.3, omega=0.2, sigma_m=150,
+                     extent_m=25_000, seed=3, start="2020-01-01")
+    ev = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SEPP().fit(ev, grid)
+
+
+@pytest.mark.benchmark(group="sepp-forward")
+@pytest.mark.parametrize("cascade", [True, False], ids=["full", "direct-only"])
+def test_forward_simulation(benchmark, chicago_sized_sepp, cascade):
+    """SEPP.simulate_forecast: 1,000 futures of 7 days after a Chicago-sized history; ``extra_info`` holds
+    simulations per second (the direct-only variant draws no offspring of simulated events)."""
+    m = chicago_sized_sepp
+    m.simulate_forecast(horizon_days=7.0, n_sims=10, seed=0, cascade=cascade)  # compile
+    sims = benchmark.pedantic(lambda: m.simulate_forecast(horizon_days=7.0, n_sims=1000, seed=1, cascade=cascade),
+                              rounds=3, iterations=1)
+    assert sims.shape == (1000, len(m.grid_))
+    benchmark.extra_info.update(n_history=m.n_events_, n_cells=len(m.grid_),
+                                events_per_future=round(float(sims.sum(1).mean()), 1),
+                                sims_per_second=round(1000 / benchmark.stats.stats.mean, 1))

@@ -49,13 +49,15 @@ import pandas as pd
 from h3.api import numpy_int as h3i
 
 from .._runtime import threads_for_work as _threads
-from ..errors import ConvergenceWarning
-from ..events import EventSet
+from ..errors import ConvergenceWarning, LeakageError
+from ..events import EventSet, to_days
 from ..kernels import sepp as K
+from ..kernels.simulate import simulate_sepp_forward
 from ..kernels.spatial import build_hash_grid
 from ..bands import check_band_edges
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel, check_int, check_number
+from .uncertainty import interval_dataset, sample_interval, zone_sums
 
 __all__ = ["SEPP"]
 
@@ -669,7 +671,8 @@ class SEPP(RiskModel):
             self._kde.set_weights(st["w_mu"])
             # the same floor as the likelihood's background: no cell of the grid gets exactly zero
             f = np.maximum(self._kde.at(px, py) / self._bg_norm, 1e-12 / float(pw.sum()))
-        self._bg_cell_mass = np.bincount(pc, weights=pw * f, minlength=self._n_cells)
+        self._bg_sample_mass = pw * f
+        self._bg_cell_mass = np.bincount(pc, weights=self._bg_sample_mass, minlength=self._n_cells)
 
     # ------------------------------------------------------------ background
     def _background(self, w):
@@ -861,14 +864,18 @@ class SEPP(RiskModel):
         return np.bincount(pc, weights=pw * vals, minlength=self._n_cells)
 
     def _predict(self, start_days, horizon_days):
-        s, H = float(start_days), float(horizon_days)
+        return self._mean_given_history(float(start_days), float(horizon_days), self._t, self._x, self._y, self._wt)
+
+    def _mean_given_history(self, s, H, t, x, y, wt):
+        """Expected events per cell in ``[s, s + H)`` given history ``(t, x, y, wt)``: background plus the
+        history's direct offspring (offspring of events inside the window are not counted)."""
         bg = self.background_rate_ * self._background_integral(s, s + H) * self._bg_cell_mass
-        lag0 = s - self._t
+        lag0 = s - t
         recent = lag0 < self.max_days_
         w = self._time_integral(lag0[recent], lag0[recent] + H)
-        if self._wt is not None:
-            w = w * self._wt[recent]
-        trig = self._trigger_mass_per_cell(w, self._x[recent], self._y[recent])
+        if wt is not None:
+            w = w * wt[recent]
+        trig = self._trigger_mass_per_cell(w, x[recent], y[recent])
         return bg + trig
 
     def _output_attrs(self):
@@ -885,6 +892,173 @@ class SEPP(RiskModel):
         if self.seasonality is not None:
             out["seasonality"] = str(self.seasonality)
         return out
+
+    # ------------------------------------------------------- forecast uncertainty
+    def _history(self, events):
+        """History ``(t, x, y, wt)``: the training events plus ``events`` in the grid at or after the fit end."""
+        t, x, y = self._t, self._x, self._y
+        wt = self._wt
+        if events is None:
+            return t, x, y, wt
+        if not isinstance(events, EventSet):
+            raise TypeError(f"events must be an EventSet or None, got {type(events).__name__}")
+        cell = self.grid_.assign(events)
+        sel = (cell >= 0) & (events.t >= self.fit_end_)
+        xn, yn = events.xy(self.grid_.projection)
+        wn = events.weight[sel]
+        w_all = None
+        if wt is not None or not np.all(wn == 1.0):
+            w_all = np.concatenate([wt if wt is not None else np.ones(t.size), wn])
+        return np.concatenate([t, events.t[sel]]), np.concatenate([x, xn[sel]]), np.concatenate([y, yn[sel]]), w_all
+
+    def _background_time_segments(self, a, b):
+        """Edges (days) of pieces of ``[a, b)`` with a constant calendar factor, and their cumulative share
+        of the background (last entry 1)."""
+        if not self._seasonal:
+            return np.array([a, b]), np.array([1.0])
+        cal = self._calendar
+        wa, wb = cal.wall(np.array([a, b]))
+        day = np.arange(int(np.floor(wa)), int(np.ceil(wb)) + 1, dtype=np.int64)
+        edges = np.clip(cal._unwall_days(day), a, b)
+        dow, month = cal._phases_of_days(day[:-1])
+        wgt = self._F[dow, month] * np.diff(edges)
+        keep = np.diff(edges) > 0
+        edges = np.append(edges[:-1][keep], b)
+        cum = np.cumsum(wgt[keep])
+        return np.ascontiguousarray(edges), np.ascontiguousarray(cum / cum[-1])
+
+    def _trigger_tables(self):
+        """Kernel arguments of the fitted trigger: ``kind, theta, omega, sigma, max_days, max_d2, t_edges, t_cum,
+        d_edges2, d_cum`` (see :func:`riskgrid.kernels.simulate.simulate_sepp_forward`)."""
+        md, mr = float(self.max_days_), float(self.max_distance_m_)
+        if self.trigger == "exp-gauss":
+            z = np.zeros(2)
+            return 0, float(self.theta_), float(self.omega_), float(self.sigma_m_), md, mr * mr, z, z, z, z
+        te = np.ascontiguousarray(self.trigger_time_edges_, dtype=np.float64)
+        t_cum = np.concatenate([[0.0], np.cumsum(self.trigger_time_profile_ * np.diff(te))])
+        de2 = np.ascontiguousarray(self.trigger_distance_edges_, dtype=np.float64) ** 2
+        d_cum = np.cumsum(self.trigger_distance_profile_ * math.pi * np.diff(de2))
+        return 1, float(t_cum[-1]), 1.0, 1.0, md, mr * mr, te, t_cum, de2, d_cum
+
+    def simulate_forecast(self, start=None, horizon_days: float = 7.0, n_sims: int = 1000, seed=None, events=None,
+                          cascade: bool = True):
+        """Simulated counts per (simulation, cell) in ``[start, start + horizon_days)``.
+
+        Draws ``n_sims`` futures of the fitted branching process given the
+        history (the training events, plus ``events`` after the fit window
+        when given: the model is conditioned on them without refitting) with
+        :func:`riskgrid.kernels.simulate.simulate_sepp_forward` (Numba,
+        parallel over simulations, the same result for any thread count under
+        a seed): background events from the fitted KDE background (times by
+        the calendar factors when ``seasonality`` is set) at the cells' sample
+        points (resolution + 2 children, the points :meth:`predict`
+        integrates over), the still-to-come offspring of the history, then
+        offspring of offspring, with the fitted (truncated) trigger. A
+        simulated point is counted in the cell of its nearest sample point;
+        points off the grid are dropped with their descendants.
+
+        Parameters
+        ----------
+        start : timestamp or float, optional
+            Start of the window (default: the end of the fit window); not
+            before the last history event.
+        horizon_days : float
+            Window length, days.
+        n_sims : int
+            Number of simulated futures.
+        seed : int, optional
+            Seed (``numpy.random.default_rng`` draws one seed per simulation).
+        events : EventSet, optional
+            Events after the fit window to condition on.
+        cascade : bool
+            ``False``: only background events and direct offspring of the
+            history (no offspring of simulated events): the process whose
+            mean :meth:`predict` gives exactly (a check); ``True`` (default)
+            the full process, whose mean is larger by the offspring born and
+            landing inside the window.
+
+        Returns
+        -------
+        ndarray (n_sims, n_cells)
+            Events per cell in each simulated future.
+        """
+        self._check_fitted()
+        check_int("n_sims", n_sims, 1)
+        check_number("horizon_days", horizon_days, unit="days")
+        t, x, y, wt = self._history(events)
+        s = self.fit_end_ if start is None else float(to_days(start))
+        if t.size and s < float(t.max()):
+            raise LeakageError(f"simulation start (day {s:g}) is before the last history event (day {float(t.max()):g})")
+        H = float(horizon_days)
+        px, py, pw, pc = self._samples
+        # history: expected direct offspring inside the window (and within max_days)
+        lag0 = s - t
+        recent = np.flatnonzero(lag0 < self.max_days_)
+        h_mean = self._time_integral(lag0[recent], lag0[recent] + H)
+        if wt is not None:
+            h_mean = h_mean * wt[recent]
+        keep = recent[h_mean > 0]
+        h_mean = np.ascontiguousarray(h_mean[h_mean > 0])
+        # background: expected count and where it falls (cumulative over the sample points)
+        bg_mean = float(self.background_rate_ * self._background_integral(s, s + H) * self._bg_cell_mass.sum())
+        smp_cum = np.cumsum(self._bg_sample_mass)
+        smp_cum /= smp_cum[-1]
+        seg_edges, seg_cum = self._background_time_segments(s, s + H)
+        # nearest-sample lookup: a point is inside a child cell when within its circumradius
+        edge_m = math.sqrt(2.0 * float(pw.max()) / (3.0 * math.sqrt(3.0)))
+        snap = 1.05 * edge_m
+        order, cstart, hx0, hy0, hcell, hnx, hny = build_hash_grid(px, py, snap, 1 << 22)
+        rng = np.random.default_rng(seed)
+        seeds = rng.integers(0, 2**62, size=int(n_sims), dtype=np.int64)
+        return simulate_sepp_forward(
+            seeds, s, H, bg_mean, seg_edges, seg_cum, px, py, np.ascontiguousarray(smp_cum), np.ascontiguousarray(pc),
+            order, cstart, hx0, hy0, hcell, hnx, hny, snap * snap,
+            np.ascontiguousarray(t[keep]), np.ascontiguousarray(x[keep]), np.ascontiguousarray(y[keep]), h_mean,
+            *self._trigger_tables(), int(self._n_cells), -1 if cascade else 0,
+        )
+
+    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
+                         seed=None, zones=None, events=None):
+        """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
+
+        From :meth:`simulate_forecast` (the full branching process).
+
+        Parameters
+        ----------
+        start, horizon_days, n_sims, seed, events
+            As :meth:`simulate_forecast`.
+        level : float
+            Probability of the central interval (e.g. 0.9: the 5 % and 95 % quantiles).
+        zones : array of int (n_cells,), optional
+            Zone of each cell (-1: none). Adds ``zone_risk``, ``zone_lo``,
+            ``zone_hi`` and ``zone_p_any`` over a ``zone`` dimension: the
+            interval of the zone's total count (from the same simulations, so
+            the dependence between cells is kept).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``risk`` (expected count per cell: :meth:`predict`, background plus
+            the history's direct offspring), ``risk_lo``, ``risk_hi``
+            (quantiles of the simulated count), ``p_any``.
+        """
+        self._check_fitted()
+        samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
+        _, lo, hi, p_any = sample_interval(samples, level)
+        risk = self.predict(start, horizon_days)
+        if events is not None:
+            s = self.fit_end_ if start is None else float(to_days(start))
+            risk = risk.copy(data=self._mean_given_history(s, float(horizon_days), *self._history(events)))
+        ds = interval_dataset(risk, lo, hi, p_any, level, "forward simulation of the fitted branching process",
+                              {"n_sims": int(n_sims), "seed": "None" if seed is None else int(seed)})
+        if zones is not None:
+            z = zone_sums(samples, zones)
+            _, zlo, zhi, zp = sample_interval(z, level)
+            ds["zone_risk"] = ("zone", zone_sums(risk.values, zones))
+            ds["zone_lo"] = ("zone", zlo)
+            ds["zone_hi"] = ("zone", zhi)
+            ds["zone_p_any"] = ("zone", zp)
+        return ds
 
     # ------------------------------------------------------------------ score
     def score(self, events: EventSet, end=None) -> float:

@@ -418,3 +418,152 @@ def test_all_events_at_one_point_is_a_clear_refusal():
     ev = rg.EventSet.from_frame(same, category="category", keep_duplicates=True)
     with pytest.raises(ValueError, match="more than one place"):
         SEPP().fit(ev, grid)
+
+
+# --------------------------------------------------------------------------- #
+# forward simulation (forecast intervals)
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def fits_small(small_city):
+    df, ev, grid = small_city
+    eg = SEPP(bandwidth_m=300.0).fit(ev, grid)
+    hist = SEPP(trigger="histogram", bandwidth_m=300.0, max_days=30.0, max_distance_m=400.0, time_bins=4,
+                distance_bins=3, max_iter=500).fit(ev, grid)
+    return {"exp-gauss": eg, "histogram": hist}
+
+
+@pytest.mark.parametrize("trigger", ["exp-gauss", "histogram"])
+def test_forward_simulation_matches_naive_reference(small_city, fits_small, trigger):
+    """The kernel's futures vs plain-Python branching with the fitted parameters (rejection instead of
+    inversion, brute-force nearest sample point): per-cell means, total mean and variance, P(any)."""
+    df, ev, grid = small_city
+    m = fits_small[trigger]
+    start, H, n = float(ev.t[-1]) + 0.3, 5.0, 1200
+    got = m.simulate_forecast(start, H, n_sims=n, seed=5)
+    assert got.shape == (n, len(grid)) and (got >= 0).all() and np.array_equal(got, np.round(got))
+    x, y = ev.xy(grid.projection)
+    px, py, pw, pc = msepp.cell_samples(grid)
+    recent = ev.t > start - m.max_days_
+    hist = (ev.t[recent], x[recent], y[recent], np.ones(recent.sum()))
+    if trigger == "exp-gauss":
+        trig = ("exp-gauss", m.theta_, m.omega_, m.sigma_m_, m.max_days_, m.max_distance_m_)
+    else:
+        trig = ("histogram", m.trigger_time_edges_, m.trigger_time_profile_, m.trigger_distance_edges_,
+                m.trigger_distance_profile_)
+    snap = 1.05 * math.sqrt(2 * pw.max() / (3 * math.sqrt(3)))
+    bg_mean = m.background_rate_ * H * m._bg_cell_mass.sum()
+    rng = np.random.default_rng(2)
+    ref = np.array([naive.simulate_forward_naive(rng, start, H, bg_mean, (px, py, pc), m._bg_sample_mass, snap, hist, trig)
+                    for _ in range(n)])
+    se = np.sqrt(got.var(0) / n + ref.var(0) / n) + 1e-3
+    assert np.all(np.abs(got.mean(0) - ref.mean(0)) < 5 * se)
+    tg, tr = got.sum(1), ref.sum(1)
+    assert abs(tg.mean() - tr.mean()) < 4 * math.sqrt(tg.var() / n + tr.var() / n)
+    assert tg.var() == pytest.approx(tr.var(), rel=0.15)
+    pg, pr = (got > 0).mean(0), (ref > 0).mean(0)
+    pm = 0.5 * (pg + pr)
+    assert np.all(np.abs(pg - pr) < 5 * np.sqrt(2 * pm * (1 - pm) / n) + 1e-3)
+
+
+@pytest.mark.parametrize("trigger", ["exp-gauss", "histogram"])
+def test_forward_simulation_mean_is_predict_without_cascade(small_city, fits_small, trigger):
+    """Background plus the history's direct offspring (cascade=False) has predict() as its exact mean:
+    every cell and the total within Monte-Carlo error; the full process adds the in-window cascade."""
+    df, ev, grid = small_city
+    m = fits_small[trigger]
+    start, H, n = float(ev.t[-1]) + 0.2, 7.0, 6000
+    direct = m.simulate_forecast(start, H, n_sims=n, seed=11, cascade=False)
+    p = m.predict(start=start, horizon_days=H).values
+    se = np.sqrt(np.maximum(p, 1e-6) / n)  # Poisson counts: var = mean
+    z = (direct.mean(0) - p) / se
+    assert np.all(np.abs(z) < 4.5)
+    assert abs(np.mean(z)) < 4 / math.sqrt(z.size) * 1.5  # no bias shared by the cells
+    assert direct.sum(1).mean() == pytest.approx(p.sum(), abs=4 * math.sqrt(p.sum() / n))
+    full = m.simulate_forecast(start, H, n_sims=2000, seed=11)
+    assert full.sum(1).mean() > p.sum() + 4 * math.sqrt(full.sum(1).var() / 2000)
+
+
+def test_forward_simulation_seasonal_mean_is_predict(small_city):
+    df, ev, grid = small_city
+    m = SEPP(bandwidth_m=300.0, seasonality="day_of_week").fit(ev, grid)
+    start, H, n = float(ev.t[-1]) + 0.2, 2.5, 6000  # a window of unequal weekdays
+    direct = m.simulate_forecast(start, H, n_sims=n, seed=3, cascade=False)
+    p = m.predict(start=start, horizon_days=H).values
+    assert direct.sum(1).mean() == pytest.approx(p.sum(), abs=4 * math.sqrt(p.sum() / n))
+    edges, cum = m._background_time_segments(start, start + H)
+    assert edges[0] == start and edges[-1] == start + H and cum[-1] == 1.0 and np.all(np.diff(edges) > 0)
+
+
+def test_forward_simulation_deterministic_for_seed_and_thread_count(small_city, fits_small):
+    df, ev, grid = small_city
+    m = fits_small["exp-gauss"]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        a = m.simulate_forecast(horizon_days=7.0, n_sims=300, seed=42)
+        numba.set_num_threads(max(2, before))
+        b = m.simulate_forecast(horizon_days=7.0, n_sims=300, seed=42)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, m.simulate_forecast(horizon_days=7.0, n_sims=300, seed=43))
+
+
+def test_sepp_interval_calibration_on_simulated_weeks():
+    """Fitted on 360 days of a simulated city (theta 0.4, mean delay 3.3 days, sigma 150 m), then 20 weekly
+    forecasts each conditioned on the events so far: the randomized coverage of the 90 % and 50 % intervals
+    over every cell and week is 88-92 % and 48-52 %."""
+    from riskgrid.models.uncertainty import randomized_coverage
+
+    df = rg.simulate(n_days=500, background_rate=6, theta=0.4, omega=0.3, sigma_m=150, extent_m=6000,
+                     hotspot_sd_m=600, seed=17)
+    ev = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    end = ev.t[0] + 360.0
+    m = SEPP().fit(ev, grid, end=end)
+    assert m.theta_ == pytest.approx(0.4, rel=0.15)
+    cell = grid.assign(ev)
+    covered = {0.9: 0.0, 0.5: 0.0}
+    n_out = 0
+    for wk in range(20):
+        s = end + 7.0 * wk
+        hist = ev.between(end, s) if wk else None
+        samples = m.simulate_forecast(s, 7.0, n_sims=400, seed=wk, events=hist)
+        inside = (ev.t >= s) & (ev.t < s + 7.0) & (cell >= 0)
+        y = np.bincount(cell[inside], minlength=len(grid)).astype(float)
+        below = (samples < y[None, :]).mean(axis=0)
+        at = (samples <= y[None, :]).mean(axis=0)
+        for lev in covered:
+            covered[lev] += randomized_coverage(y, below, at, lev, seed=100 + wk) * y.size
+        n_out += y.size
+    assert 0.88 <= covered[0.9] / n_out <= 0.92
+    assert 0.48 <= covered[0.5] / n_out <= 0.52
+
+
+def test_sepp_predict_interval_dataset_and_zones(small_city, fits_small):
+    df, ev, grid = small_city
+    m = fits_small["exp-gauss"]
+    zones = np.arange(len(grid)) % 5
+    ds = m.predict_interval(horizon_days=7, level=0.9, n_sims=500, seed=1, zones=zones)
+    assert set(ds.data_vars) >= {"risk", "risk_lo", "risk_hi", "p_any", "zone_risk", "zone_lo", "zone_hi", "zone_p_any"}
+    assert np.allclose(ds.risk.values, m.predict(horizon_days=7).values)
+    assert (ds.risk_lo <= ds.risk_hi).all() and ((ds.p_any >= 0) & (ds.p_any <= 1)).all()
+    assert ds.attrs["interval_method"].startswith("forward simulation")
+    assert ds.zone_risk.size == 5 and (ds.zone_hi >= ds.zone_lo).all()
+    assert ds.identical(m.predict_interval(horizon_days=7, level=0.9, n_sims=500, seed=1, zones=zones))
+    # conditioning on later events: the mean is predict's formula with those events as history
+    cut = float(ev.t[0]) + 250.0
+    m2 = SEPP(bandwidth_m=300.0).fit(ev, grid, end=cut)
+    later = ev.between(cut, float(ev.t[-1]) + 1e-6)
+    s = float(ev.t[-1]) + 0.1
+    ds2 = m2.predict_interval(s, 7.0, n_sims=200, seed=0, events=later)
+    x, y = later.xy(grid.projection)
+    ref = m2._mean_given_history(s, 7.0, np.concatenate([m2._t, later.t]), np.concatenate([m2._x, x]),
+                                 np.concatenate([m2._y, y]), None)
+    assert np.allclose(ds2.risk.values, ref) and not np.allclose(ref, m2.predict(s, 7.0).values)
+    with pytest.raises(ValueError, match="n_sims"):
+        m.predict_interval(n_sims=0)
+    with pytest.raises(rg.errors.LeakageError):
+        m2.simulate_forecast(cut - 3.0, 7.0)
+    with pytest.raises(rg.errors.LeakageError):
+        m2.simulate_forecast(cut + 1.0, 7.0, events=later)
