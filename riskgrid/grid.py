@@ -6,6 +6,7 @@ Cells are kept as sorted ``uint64`` H3 ids; strings appear only at the edges
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from functools import cached_property
 
@@ -41,6 +42,9 @@ DEFAULT_MAX_BUFFER_RINGS = 50
 #: Largest number of (cell, neighbour) pairs :meth:`HexGrid.neighbours` lists by default
 #: (two int64 arrays: 16 bytes a pair, 1.5 GiB): 1e6 cells with 2 rings (19 per cell) fit.
 DEFAULT_MAX_PAIRS = 100_000_000
+#: h3-py's compiled ``latlng_to_cell`` (its public ``basic_int`` function is a thin Python
+#: wrapper around it that returns the same int; calling it directly saves a third of the time)
+_latlng_to_cell = getattr(getattr(h3, "_cy", None), "latlng_to_cell", None) or _h3b.latlng_to_cell
 #: the 12 base cells (resolution 0) that are pentagons
 _PENTAGON_BASE_CELLS = frozenset(h3.get_base_cell_number(p) for p in h3.get_pentagons(0))
 
@@ -61,9 +65,8 @@ def latlng_to_cells(lat: np.ndarray, lon: np.ndarray, resolution: int) -> np.nda
     z = np.empty(lat.size, dtype=np.complex128)
     z.real, z.imag = lat, lon
     codes, uniq = pd.factorize(z, sort=False, use_na_sentinel=False)
-    f = _h3b.latlng_to_cell
     cells = np.fromiter(
-        (f(a, b, resolution) for a, b in zip(uniq.real.tolist(), uniq.imag.tolist())),
+        map(_latlng_to_cell, uniq.real.tolist(), uniq.imag.tolist(), itertools.repeat(int(resolution), uniq.size)),
         dtype=np.uint64,
         count=uniq.size,
     )
@@ -275,15 +278,28 @@ class HexGrid:
     def __repr__(self) -> str:
         return f"HexGrid({len(self)} cells, resolution {self.resolution}, {self.area_m2.sum() / 1e6:.2f} km²)"
 
-    @property
+    @cached_property
     def cell_ids(self) -> np.ndarray:
-        """H3 ids as strings (for output files)."""
-        return np.array([h3.int_to_str(int(c)) for c in self.cells])
+        """H3 ids as strings (for output files), exactly ``h3.int_to_str``; read-only, built once.
+
+        Formatted from the integers without a call per cell: a cell id has
+        the mode bit 59 set, so it is always 15 lowercase hex digits.
+        """
+        c = self.cells
+        if int(c.min()) < (1 << 59) or int(c.max()) >= (1 << 60):
+            ids = np.array([h3.int_to_str(int(x)) for x in c.tolist()])
+        else:
+            shifts = np.arange(56, -1, -4, dtype=np.uint64)  # 15 nibbles, most significant first
+            nib = ((c[:, None] >> shifts[None, :]) & np.uint64(15)).astype(np.uint8)
+            ids = np.frombuffer(np.frombuffer(b"0123456789abcdef", np.uint8)[nib].tobytes(), dtype="S15").astype(str)
+        ids.flags.writeable = False
+        return ids
 
     @cached_property
     def centroids_latlon(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell centres ``(lat, lon)`` in degrees."""
-        ll = np.array([h3i.cell_to_latlng(int(c)) for c in self.cells], dtype=float)
+        f = _h3b.cell_to_latlng
+        ll = np.array([f(c) for c in self.cells.tolist()], dtype=float).reshape(-1, 2)
         return ll[:, 0].copy(), ll[:, 1].copy()
 
     @cached_property
@@ -299,7 +315,8 @@ class HexGrid:
     @cached_property
     def area_m2(self) -> np.ndarray:
         """Exact area of each cell in square metres."""
-        return np.array([h3i.cell_area(int(c), unit="m^2") for c in self.cells], dtype=float)
+        f = _h3b.cell_area
+        return np.array([f(c, unit="m^2") for c in self.cells.tolist()], dtype=float)
 
     @property
     def edge_length_m(self) -> float:

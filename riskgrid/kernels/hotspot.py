@@ -20,7 +20,7 @@ import numpy as np
 from .spatial import build_hash_grid
 from ._jit import jit, jit_parallel, prange
 
-__all__ = ["KERNEL_GAUSSIAN", "KERNEL_QUARTIC", "kde_density", "cell_week_scores", "ring_weighted_sum"]
+__all__ = ["KERNEL_GAUSSIAN", "KERNEL_QUARTIC", "KDE_BINS_PER_CUTOFF", "kde_density", "cell_week_scores", "ring_weighted_sum"]
 
 #: kernel codes understood by :func:`kde_density`
 KERNEL_GAUSSIAN = 0
@@ -41,6 +41,11 @@ def _kernel_value(r2: float, h: float, kind: int) -> float:
     if u >= 1.0:
         return 0.0
     return 3.0 / (math.pi * h * h) * (1.0 - u) * (1.0 - u)
+
+
+#: hash bins per cutoff length in :func:`kde_density` (bins of side cutoff/4: a query scans
+#: about 1.3 x the points inside its circle, against 2.9 x for a 3 x 3 block of cutoff-sized bins)
+KDE_BINS_PER_CUTOFF = 4
 
 
 @jit_parallel
@@ -64,38 +69,92 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
         (``r <= cutoff`` is kept).
     max_bins : int
         Upper bound on the number of hash bins (memory guard); bins grow
-        beyond ``cutoff`` when the extent would need more.
+        when the extent would need more.
 
     Returns
     -------
     float64 array (m,)
         ``sum_i w_i K(|q - e_i|)`` in weight per square metre.
+
+    Notes
+    -----
+    The events are counting-sorted into square bins of side ``cutoff /``
+    :data:`KDE_BINS_PER_CUTOFF` and copied in bin order, so that for each bin
+    row the bins that can reach a query form one contiguous run of points
+    (read as a stream, no index gather). The kernel's constant factor
+    (``1/(2πh²)`` or ``3/(πh²)``) is applied once per query: the result equals
+    the pair-by-pair sum to rounding (relative 1e-12 in the tests).
+    Parallel over queries; each query is summed by one thread in a fixed
+    order (same result for any thread count).
     """
     n = ex.size
     m = qx.size
     out = np.zeros(m, dtype=np.float64)
     if n == 0 or m == 0:
         return out
-    order, start, x0, y0, size, nbx, nby = build_hash_grid(ex, ey, cutoff, max_bins)
+    order, start, x0, y0, size, nbx, nby = build_hash_grid(ex, ey, cutoff / KDE_BINS_PER_CUTOFF, max_bins)
+    xs = np.empty(n, dtype=np.float64)
+    ys = np.empty(n, dtype=np.float64)
+    ws = np.empty(n, dtype=np.float64)
+    for p in range(n):
+        i = order[p]
+        xs[p] = ex[i]
+        ys[p] = ey[i]
+        ws[p] = ew[i]
     c2 = cutoff * cutoff
+    h2 = bandwidth * bandwidth
+    neg_half_inv_h2 = -0.5 / h2
+    inv_h2 = 1.0 / h2
+    if kind == 0:
+        norm = 1.0 / (2.0 * math.pi * h2)
+    else:
+        norm = 3.0 / (math.pi * h2)
+    # the bin ranges below are widened by `slack` so that rounding in the bin
+    # arithmetic never drops a point; the exact test is r2 <= c2
+    slack = 1e-9 * size
+    reach = cutoff + slack
     for j in prange(m):
-        fx = (qx[j] - x0) / size
-        fy = (qy[j] - y0) / size
-        # the bins that can hold a point within `cutoff` (<= size) of q
-        ixlo = int(math.floor(fx)) - 1
-        iylo = int(math.floor(fy)) - 1
+        qxj = qx[j]
+        qyj = qy[j]
+        iylo = max(int(math.floor((qyj - reach - y0) / size)), 0)
+        iyhi = min(int(math.floor((qyj + reach - y0) / size)), nby - 1)
         acc = 0.0
-        for ix in range(max(ixlo, 0), min(ixlo + 3, nbx)):
-            for iy in range(max(iylo, 0), min(iylo + 3, nby)):
-                b = iy * nbx + ix
-                for p in range(start[b], start[b + 1]):
-                    i = order[p]
-                    dx = qx[j] - ex[i]
-                    dy = qy[j] - ey[i]
+        for iy in range(iylo, iyhi + 1):
+            # nearest y of the bin row to the query: points of the row are within
+            # cutoff only if |dx| <= sqrt(cutoff² - dy²)
+            ylo = y0 + iy * size
+            dyr = 0.0
+            if qyj < ylo:
+                dyr = ylo - qyj
+            elif qyj > ylo + size:
+                dyr = qyj - ylo - size
+            dyr = max(dyr - slack, 0.0)
+            rem = c2 - dyr * dyr
+            if rem < 0.0:
+                continue
+            half = math.sqrt(rem) + slack
+            ixlo = max(int(math.floor((qxj - half - x0) / size)), 0)
+            ixhi = min(int(math.floor((qxj + half - x0) / size)), nbx - 1)
+            if ixhi < ixlo:
+                continue
+            lo = start[iy * nbx + ixlo]
+            hi = start[iy * nbx + ixhi + 1]
+            if kind == 0:
+                for p in range(lo, hi):
+                    dx = qxj - xs[p]
+                    dy = qyj - ys[p]
                     r2 = dx * dx + dy * dy
                     if r2 <= c2:
-                        acc += ew[i] * _kernel_value(r2, bandwidth, kind)
-        out[j] = acc
+                        acc += ws[p] * math.exp(neg_half_inv_h2 * r2)
+            else:
+                for p in range(lo, hi):
+                    dx = qxj - xs[p]
+                    dy = qyj - ys[p]
+                    r2 = dx * dx + dy * dy
+                    u = r2 * inv_h2
+                    if r2 <= c2 and u < 1.0:
+                        acc += ws[p] * (1.0 - u) * (1.0 - u)
+        out[j] = acc * norm
     return out
 
 

@@ -314,3 +314,15 @@ def test_from_events_memoises_the_assignment(sim_city):
     grid = HexGrid.from_events(ev, resolution=10, buffer_rings=1)
     assert grid._token in ev._cells_cache
     np.testing.assert_array_equal(grid.assign(ev), grid.index_of(rg.latlng_to_cells(ev.lat, ev.lon, 10)))
+
+
+@pytest.mark.parametrize("res", [0, 5, 10, 15])
+def test_cell_ids_centroids_and_areas_equal_h3_per_cell(rng, res):
+    cells = np.unique(rg.latlng_to_cells(rng.uniform(-80, 80, 1500), rng.uniform(-180, 180, 1500), res))
+    pent = [h3.str_to_int(p) for p in h3.get_pentagons(res)[:2]]
+    grid = HexGrid(np.concatenate([cells, np.asarray(pent, dtype=np.uint64)]), res)
+    assert grid.cell_ids.tolist() == [h3.int_to_str(int(c)) for c in grid.cells]
+    assert not grid.cell_ids.flags.writeable
+    ll = np.array([h3.api.basic_int.cell_to_latlng(int(c)) for c in grid.cells])
+    np.testing.assert_array_equal(np.column_stack(grid.centroids_latlon), ll)
+    np.testing.assert_array_equal(grid.area_m2, [h3.cell_area(h3.int_to_str(int(c)), unit="m^2") for c in grid.cells])
