@@ -202,30 +202,138 @@ def row_buffers(indptr):
     return np.empty(longest, dtype=np.float64), np.empty(longest, dtype=np.int64)
 
 
+#: permutations binned together in one pass over the close pairs by
+#: :func:`knox_permutation_tables` (each pair's partner and band are read once
+#: for all of them; their times sit side by side, one cache line)
+PERMUTATIONS_PER_PASS = 4
+
+
+@jit
+def _pair_time_tables_lanes(tl, n_lanes, indptr, nbr, sband, te, out, gbuf, cbuf):
+    """:func:`pair_time_table` for ``n_lanes`` permutations at once.
+
+    ``tl[k * n_lanes + u]`` is the (cell-sorted) time of event ``k`` under
+    permutation ``u``; ``out[u]`` receives permutation ``u``'s table. The
+    survivors of the branch-free filter ``|gap| < te[-1]`` are kept with their
+    histogram offset (lane, space band) in ``cbuf`` (``gbuf``/``cbuf`` at least
+    ``n_lanes ×`` the longest row) and binned as in :func:`pair_time_table`.
+    Counts are integers: the tables equal ``n_lanes`` separate calls exactly.
+    """
+    nt = te.size - 1
+    ns = out.shape[1]
+    tmax = te[nt]
+    t0 = te[0]
+    n = indptr.size - 1
+    stride = ns * nt
+    hist = np.zeros(n_lanes * stride, dtype=np.int64)
+    for k in range(n):
+        m = 0
+        kb = k * n_lanes
+        for q in range(indptr[k], indptr[k + 1]):
+            jb = nbr[q] * n_lanes
+            code = sband[q] * nt
+            for u in range(n_lanes):
+                g = abs(tl[kb + u] - tl[jb + u])
+                gbuf[m] = g
+                cbuf[m] = code + u * stride
+                m += g < tmax
+        for r in range(m):
+            g = gbuf[r]
+            b = 0
+            for e in range(1, nt):
+                b += g >= te[e]
+            hist[cbuf[r] + b] += g >= t0
+    for u in range(n_lanes):
+        for c in range(stride):
+            out[u, c // nt, c % nt] += hist[u * stride + c]
+
+
+@jit
+def _pair_time_tables_4(tl, indptr, nbr, sband, te, out, gbuf, cbuf):
+    """:func:`_pair_time_tables_lanes` unrolled for 4 lanes (the hot loop of the permutations).
+
+    The filter stores one int64 per (pair, lane), ``4 q + lane``, and the few
+    survivors recompute their gap when they are binned (one store per
+    pair and lane instead of two). ``gbuf`` is unused (same signature as the
+    general version).
+    """
+    nt = te.size - 1
+    ns = out.shape[1]
+    tmax = te[nt]
+    t0 = te[0]
+    n = indptr.size - 1
+    stride = ns * nt
+    hist = np.zeros(4 * stride, dtype=np.int64)
+    for k in range(n):
+        m = 0
+        kb = 4 * k
+        a0 = tl[kb]
+        a1 = tl[kb + 1]
+        a2 = tl[kb + 2]
+        a3 = tl[kb + 3]
+        for q in range(indptr[k], indptr[k + 1]):
+            jb = 4 * nbr[q]
+            e = 4 * q
+            cbuf[m] = e
+            m += abs(a0 - tl[jb]) < tmax
+            cbuf[m] = e + 1
+            m += abs(a1 - tl[jb + 1]) < tmax
+            cbuf[m] = e + 2
+            m += abs(a2 - tl[jb + 2]) < tmax
+            cbuf[m] = e + 3
+            m += abs(a3 - tl[jb + 3]) < tmax
+        for r in range(m):
+            e = cbuf[r]
+            q = e >> 2
+            u = e & 3
+            g = abs(tl[kb + u] - tl[4 * nbr[q] + u])
+            b = 0
+            for i in range(1, nt):
+                b += g >= te[i]
+            hist[u * stride + sband[q] * nt + b] += g >= t0
+    for u in range(4):
+        for c in range(stride):
+            out[u, c // nt, c % nt] += hist[u * stride + c]
+
+
 @jit_parallel
 def knox_permutation_tables(t, order, indptr, nbr, sband, te, seeds, out):
     """Close-pair tables of every permutation: ``out[p] += table(t shuffled with seeds[p])``.
 
     ``t`` are event times in the caller's order (days), ``order`` maps the
     cell-sorted position to that order, ``out`` is ``(n_perm, n_rows, n_time)``
-    int64 (zeros on entry). Parallel over permutations; each writes its own slab.
+    int64 (zeros on entry). Permutations go in groups of
+    :data:`PERMUTATIONS_PER_PASS` through one pass over the close pairs;
+    parallel over the groups; permutation ``p`` is always shuffled with
+    ``seeds[p]`` and written to ``out[p]`` only, so the result does not depend
+    on the number of threads or on the grouping.
     """
     n_perm = seeds.size
     n = t.size
+    P = PERMUTATIONS_PER_PASS
     longest = 1
     for k in range(n):
         longest = max(longest, indptr[k + 1] - indptr[k] + 1)
-    for p in prange(n_perm):
-        gbuf = np.empty(longest, dtype=np.float64)
-        sbuf = np.empty(longest, dtype=np.int64)
-        ts = t.copy()
-        shuffle_inplace(ts, seeds[p])
-        tp = np.empty(n, dtype=np.float64)
-        for k in range(n):
-            tp[k] = ts[order[k]]
-        local = np.zeros((out.shape[1], out.shape[2]), dtype=np.int64)
-        pair_time_table(tp, indptr, nbr, sband, te, local, gbuf, sbuf)
-        out[p, :, :] += local
+    n_groups = (n_perm + P - 1) // P
+    for grp in prange(n_groups):
+        p0 = grp * P
+        lanes = min(P, n_perm - p0)
+        gbuf = np.empty(P * longest, dtype=np.float64)
+        cbuf = np.empty(P * longest, dtype=np.int64)
+        tl = np.empty(n * lanes, dtype=np.float64)
+        ts = np.empty(n, dtype=np.float64)
+        for u in range(lanes):
+            ts[:] = t
+            shuffle_inplace(ts, seeds[p0 + u])
+            for k in range(n):
+                tl[k * lanes + u] = ts[order[k]]
+        local = np.zeros((lanes, out.shape[1], out.shape[2]), dtype=np.int64)
+        if lanes == 4:
+            _pair_time_tables_4(tl, indptr, nbr, sband, te, local, gbuf, cbuf)
+        else:
+            _pair_time_tables_lanes(tl, lanes, indptr, nbr, sband, te, local, gbuf, cbuf)
+        for u in range(lanes):
+            out[p0 + u, :, :] += local[u]
 
 
 @jit_parallel
