@@ -27,7 +27,15 @@ from .events import EventSet
 from .kernels import knox as _k
 from .kernels.spatial import build_hash_grid
 
-__all__ = ["knox_test", "knox_arrays", "KnoxResult", "permutation_seeds", "band_labels"]
+__all__ = ["knox_test", "knox_arrays", "KnoxResult", "permutation_seeds", "band_labels", "WEIGHTED_TIE_RTOL"]
+
+#: Weighted tables are float sums whose rounding depends on the order of the
+#: pairs: a simulated weighted count at least the observed one minus this
+#: fraction of the total pair weight ``sum_{i<j} w_i w_j`` counts as ">=" in the
+#: p-value (permutation-invariant cells, e.g. a far row with one time band, are
+#: then exact ties as in the unweighted test). Rounding error is about
+#: ``n × 1e-16`` of that total.
+WEIGHTED_TIE_RTOL = 1e-9
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,8 @@ class KnoxResult:
 
     Attributes
     ----------
-    observed : ndarray of int64, (n_space, n_time)
-        Pairs of events with ``space_edges[s] <= distance < space_edges[s+1]``
+    observed : ndarray of int64 (float64 when ``weighted``), (n_space, n_time)
+        Pairs of events (weighted: the sum of ``w_i w_j`` over them) with ``space_edges[s] <= distance < space_edges[s+1]``
         (metres) and ``time_edges[b] <= |Δt| < time_edges[b+1]`` (days).
     expected : ndarray of float64
         Mean of the permutation tables.
@@ -96,6 +104,8 @@ class KnoxResult:
         Stored pairs within the largest finite space edge.
     elapsed_s : float
         Wall time of the test, seconds.
+    weighted : bool
+        Whether pairs were counted with the product of the events' weights.
     """
 
     observed: np.ndarray
@@ -111,6 +121,7 @@ class KnoxResult:
     metric: str = "euclidean"
     n_close_pairs: int = 0
     elapsed_s: float = 0.0
+    weighted: bool = False
 
     @property
     def space_labels(self) -> list[str]:
@@ -173,6 +184,7 @@ class KnoxResult:
                 "n_permutations": int(self.n_permutations),
                 "seed": str(self.seed),
                 "metric": self.metric,
+                "weighted": int(self.weighted),
                 "space_units": "metres",
                 "time_units": "days",
             },
@@ -194,6 +206,7 @@ class KnoxResult:
         head = (
             f"KnoxResult: {self.n_events:,} events, {self.n_permutations} permutations, "
             f"{self.metric} distance, seed {self.seed}"
+            + (", pairs weighted by w_i·w_j" if self.weighted else "")
         )
         body = self.table().to_string()
         foot = "Knox ratio observed/expected; * p ≤ 0.05, ** p ≤ 0.01, *** p ≤ 0.001 (Monte Carlo, one-sided)"
@@ -234,6 +247,7 @@ def knox_test(
     metric: str = "euclidean",
     n_jobs: int | None = None,
     progress: bool = False,
+    weights: bool = False,
 ) -> KnoxResult:
     """Knox test of space-time interaction with a Monte Carlo permutation null.
 
@@ -252,7 +266,7 @@ def knox_test(
     ----------
     events : EventSet
         Events to test (use ``events.select("BURGLARY")`` for one category).
-        Weights are ignored: every event counts once.
+        Their weights are used only with ``weights=True``.
     space_bands : sequence of float
         At least two strictly increasing, non-negative edges in **metres**;
         only the last may be ``np.inf``.
@@ -271,6 +285,12 @@ def knox_test(
         Numba threads for this call (``-1``: all); restored afterwards.
     progress : bool
         Show a tqdm progress bar over the permutations (stderr).
+    weights : bool
+        Count each pair ``(i, j)`` as ``w_i · w_j`` with ``w = events.weight``
+        (e.g. victims per record) instead of 1. The permutations shuffle the
+        times as in the unweighted test; the weights stay with their events
+        (locations). Tables are then float64; with every weight 1 they equal
+        the unweighted tables exactly.
 
     Returns
     -------
@@ -304,10 +324,12 @@ def knox_test(
     """
     if not isinstance(events, EventSet):
         raise TypeError(f"events must be an EventSet, got {type(events).__name__}")
+    if not isinstance(weights, (bool, np.bool_)):
+        raise TypeError(f"weights must be True or False (the EventSet's weights are used), got {type(weights).__name__}")
     x, y = events.xy()
     return knox_arrays(
         x, y, events.t, space_bands, time_bands, n_permutations=n_permutations, seed=seed,
-        metric=metric, n_jobs=n_jobs, progress=progress,
+        metric=metric, n_jobs=n_jobs, progress=progress, weights=events.weight if weights else None,
     )
 
 
@@ -322,12 +344,19 @@ def knox_arrays(
     metric: str = "euclidean",
     n_jobs: int | None = None,
     progress: bool = False,
+    weights: np.ndarray | None = None,
 ) -> KnoxResult:
     """:func:`knox_test` on plain arrays: planar coordinates in **metres** and times in **days**.
 
     Same parameters and result as :func:`knox_test` (which calls this with
     ``events.xy()`` and ``events.t``); permutation ``p`` gives event ``i``
     the time ``t_days[permutation(seeds[p], n)[i]]`` (see :func:`permutation_seeds`).
+    ``weights`` (one finite, non-negative value per event, or ``None``)
+    counts pair ``(i, j)`` as ``weights[i] * weights[j]`` (p-values with the
+    tie tolerance :data:`WEIGHTED_TIE_RTOL`); the weighted
+    tables bin every close pair directly and compute the far row (``inf``
+    last space edge) per permutation from prefix sums of the weights in time
+    order (O(n) per time edge).
     """
     t_start = time.perf_counter()
     x = np.ascontiguousarray(x_m, dtype=np.float64).ravel()
@@ -339,6 +368,14 @@ def knox_arrays(
         if not np.isfinite(arr).all():
             bad = np.flatnonzero(~np.isfinite(arr))
             raise ValueError(f"{name} has {bad.size} non-finite values (first at positions {bad[:5].tolist()})")
+    w = None
+    if weights is not None:
+        w = np.ascontiguousarray(weights, dtype=np.float64).ravel()
+        if w.size != t.size:
+            raise ValueError(f"weights must have one value per event ({t.size}), got {w.size}")
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            raise ValueError(f"weights must be finite and >= 0; {bad.size} are not (first at positions {bad[:5].tolist()})")
     se = check_band_edges(space_bands, "space_bands", "metres")
     te = check_band_edges(time_bands, "time_bands", "days")
     if metric not in DISTANCE_METRICS:
@@ -364,6 +401,15 @@ def knox_arrays(
         n_pairs = int(nbr.size)
         log.debug("knox: %d events, %d close pairs (%.1f MB)", n, n_pairs, n_pairs * _k.BYTES_PER_PAIR / 1e6)
         n_rows = n_fin + 1  # + row of pairs closer than the first edge (kept only when space_inf)
+        if w is not None:
+            observed, simulated = _weighted_tables(
+                t, w, order, indptr, nbr, sband, te, seeds, n_rows, n_fin, space_inf, progress
+            )
+            # rounding differs between tables summed in different orders: a simulated
+            # count within WEIGHTED_TIE_RTOL of the largest possible count is a tie
+            total = 0.5 * (float(w.sum()) ** 2 - float(np.dot(w, w)))
+            return _result(observed, simulated, se, te, n, n_permutations, seed, entropy, metric, n_pairs, t_start, True,
+                           tie_tol=WEIGHTED_TIE_RTOL * total)
         # With an inf last time edge the kernels bin only the finite edges
         # (the fast path that rejects |gap| >= largest finite edge); the last
         # band is then each space row's pair count (permutation-invariant)
@@ -416,12 +462,21 @@ def knox_arrays(
         far_sim = all_pairs[None, :] - sim_rows.sum(axis=1)
         observed = np.concatenate([observed, far_obs[None, :]], axis=0)
         simulated = np.concatenate([simulated, far_sim[:, None, :]], axis=1)
+    return _result(observed, simulated, se, te, n, n_permutations, seed, entropy, metric, n_pairs, t_start, False)
+
+
+def _result(observed, simulated, se, te, n, n_permutations, seed, entropy, metric, n_pairs, t_start, weighted,
+            tie_tol=0.0):
+    """Expected, ratio and p-values of the observed and simulated tables, as a :class:`KnoxResult`.
+
+    ``simulated >= observed - tie_tol`` counts toward the p-value (``tie_tol`` 0 for integer tables).
+    """
     observed = np.ascontiguousarray(observed)
     simulated = np.ascontiguousarray(simulated)
     expected = simulated.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(expected > 0, observed / np.where(expected > 0, expected, 1.0), np.nan)
-    p_value = (1.0 + (simulated >= observed[None]).sum(axis=0)) / (n_permutations + 1.0)
+    p_value = (1.0 + (simulated >= observed[None] - tie_tol).sum(axis=0)) / (n_permutations + 1.0)
     return KnoxResult(
         observed=observed,
         expected=expected,
@@ -436,4 +491,53 @@ def knox_arrays(
         metric=metric,
         n_close_pairs=n_pairs,
         elapsed_s=time.perf_counter() - t_start,
+        weighted=weighted,
     )
+
+
+def _weighted_tables(t, w, order, indptr, nbr, sband, te, seeds, n_rows, n_fin, space_inf, progress):
+    """Observed and simulated weighted tables ``(n_space, n_time)`` and ``(n_perm, n_space, n_time)``."""
+    n = t.size
+    n_perm = seeds.size
+    nt = te.size - 1
+    obs_rows = np.zeros((n_rows, nt), dtype=np.float64)
+    _k.weighted_pair_time_table(np.ascontiguousarray(t[order]), np.ascontiguousarray(w[order]), indptr, nbr, sband,
+                                te, obs_rows)
+    sim_rows = np.zeros((n_perm, n_rows, nt), dtype=np.float64)
+    if space_inf:
+        by_time = np.argsort(t, kind="stable")
+        rank_of = np.empty(n, dtype=np.int64)
+        rank_of[by_time] = np.arange(n)
+        hi = _k.time_rank_bounds(np.ascontiguousarray(t[by_time]), te)
+        all_obs = np.zeros(nt, dtype=np.float64)
+        _k.weighted_pairs_per_time_band(np.ascontiguousarray(w[by_time]), hi, all_obs)
+        far_sim = np.zeros((n_perm, nt), dtype=np.float64)
+    else:
+        rank_of = np.zeros(0, dtype=np.int64)
+        hi = np.zeros((0, 0), dtype=np.int64)
+        far_sim = np.zeros((0, nt), dtype=np.float64)
+    batch = n_perm if not progress else max(1, math.ceil(n_perm / 50))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_perm, desc="Knox permutations (weighted)", unit="perm")
+    try:
+        for lo in range(0, n_perm, batch):
+            hi_p = min(lo + batch, n_perm)
+            _k.weighted_knox_permutation_tables(
+                t, w, order, indptr, nbr, sband, te, seeds[lo:hi_p], rank_of, hi, sim_rows[lo:hi_p],
+                far_sim[lo:hi_p] if space_inf else far_sim,
+            )
+            if bar is not None:
+                bar.update(hi_p - lo)
+    finally:
+        if bar is not None:
+            bar.close()
+    observed = obs_rows[:n_fin]
+    simulated = sim_rows[:, :n_fin]
+    if space_inf:
+        # every pair of events minus the close ones (all rows, the one below the first edge included)
+        observed = np.concatenate([observed, (all_obs - obs_rows.sum(axis=0))[None, :]], axis=0)
+        simulated = np.concatenate([simulated, (far_sim - sim_rows.sum(axis=1))[:, None, :]], axis=1)
+    return observed, simulated

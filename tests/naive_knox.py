@@ -93,3 +93,26 @@ def knox_table_blocked(x, y, t, space_edges, time_edges, metric="euclidean", blo
         ok = (s >= 0) & (b >= 0)
         out += np.bincount(s[ok] * nt + b[ok], minlength=out.size).reshape(out.shape)
     return out
+
+
+def knox_table_weighted(x, y, t, w, space_edges, time_edges, metric="euclidean"):
+    """Weighted observed Knox table: every pair ``i < j`` adds ``w[i] * w[j]`` to its (space, time) cell."""
+    space_edges = np.asarray(space_edges, float)
+    time_edges = np.asarray(time_edges, float)
+    i, j, d = pair_distances(np.asarray(x, float), np.asarray(y, float), metric)
+    t = np.asarray(t, float)
+    w = np.asarray(w, float)
+    s = band_index(d, space_edges)
+    b = band_index(np.abs(t[i] - t[j]), time_edges)
+    ok = (s >= 0) & (b >= 0)
+    out = np.zeros((space_edges.size - 1, time_edges.size - 1))
+    np.add.at(out, (s[ok], b[ok]), w[i[ok]] * w[j[ok]])
+    return out
+
+
+def knox_simulated_weighted(x, y, t, w, space_edges, time_edges, seeds, metric="euclidean"):
+    """Weighted permutation tables: event ``i`` keeps its weight and takes the time ``t[permutation(seeds[p], n)[i]]``."""
+    t = np.asarray(t, float)
+    return np.stack(
+        [knox_table_weighted(x, y, t[permutation(int(s), t.size)], w, space_edges, time_edges, metric) for s in seeds]
+    )

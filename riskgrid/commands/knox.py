@@ -80,9 +80,12 @@ def plot_knox(result, path: str, title: str | None = None) -> None:
 @click.option("--lat-col", default="lat", show_default=True)
 @click.option("--lon-col", default="lon", show_default=True)
 @click.option("--category-col", default="category", show_default=True, help="Column of the event type ('' for none).")
+@click.option("--weight-col", default=None,
+              help="Column of non-negative event weights: each pair then counts w_i·w_j (weights stay with their events "
+                   "under permutation). Default: every pair counts 1.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def command(events_file, space, time_, categories, permutations, seed, metric, start, end, n_threads, csv_path, png_path,
-            time_col, lat_col, lon_col, category_col, quiet):
+            time_col, lat_col, lon_col, category_col, weight_col, quiet):
     """Knox near-repeat test: are events close in space also close in time?
 
     Pairs of events are counted by distance band (metres) and time band
@@ -99,7 +102,8 @@ def command(events_file, space, time_, categories, permutations, seed, metric, s
     t0 = time.perf_counter()
     try:
         events = read_events(
-            events_file, time=time_col, lat=lat_col, lon=lon_col, category=category_col or None, on_invalid="drop"
+            events_file, time=time_col, lat=lat_col, lon=lon_col, category=category_col or None,
+            weight=weight_col or None, on_invalid="drop",
         )
     except (RiskGridError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -119,7 +123,7 @@ def command(events_file, space, time_, categories, permutations, seed, metric, s
         raise click.ClickException(f"only {len(events)} event(s) left after filtering; the Knox test needs at least 2")
     try:
         res = knox_test(events, space_edges, time_edges, n_permutations=permutations, seed=seed, metric=metric,
-                        n_jobs=n_threads, progress=not quiet)
+                        n_jobs=n_threads, progress=not quiet, weights=bool(weight_col))
     except (ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from exc
     what = ", ".join(cats) if cats else "all categories"

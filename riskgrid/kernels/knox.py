@@ -34,6 +34,10 @@ __all__ = [
     "row_buffers",
     "knox_permutation_tables",
     "pairs_per_time_band",
+    "weighted_pair_time_table",
+    "weighted_knox_permutation_tables",
+    "weighted_pairs_per_time_band",
+    "time_rank_bounds",
     "near_repeat_risk",
 ]
 
@@ -334,6 +338,123 @@ def knox_permutation_tables(t, order, indptr, nbr, sband, te, seeds, out):
             _pair_time_tables_lanes(tl, lanes, indptr, nbr, sband, te, local, gbuf, cbuf)
         for u in range(lanes):
             out[p0 + u, :, :] += local[u]
+
+
+@jit
+def _time_band(g, te):
+    """Band ``b`` with ``te[b] <= g < te[b + 1]`` (``te`` may end with ``inf``); -1 outside every band."""
+    nt = te.size - 1
+    if g < te[0] or not g < te[nt]:
+        return -1
+    b = 0
+    for e in range(1, nt):
+        b += g >= te[e]
+    return b
+
+
+@jit
+def weighted_pair_time_table(tp, ws, indptr, nbr, sband, te, out):
+    """Weighted :func:`pair_time_table`: pair ``(k, j)`` adds ``ws[k] * ws[j]`` to its cell.
+
+    ``tp`` times and ``ws`` weights in cell-sorted order; ``te`` are all time
+    edges (the last may be ``inf``: every pair is binned, no open band is
+    derived by subtraction); ``out`` float64 ``(n_rows, n_time)``. Sums run
+    in CSR order (deterministic).
+    """
+    nt = te.size - 1
+    for k in range(tp.size):
+        tk = tp[k]
+        wk = ws[k]
+        for q in range(indptr[k], indptr[k + 1]):
+            j = nbr[q]
+            b = _time_band(abs(tk - tp[j]), te)
+            if b >= 0:
+                out[sband[q], b] += wk * ws[j]
+
+
+@jit
+def time_rank_bounds(t_sorted, te):
+    """``hi[e, a]``: first rank ``b > a`` with ``t_sorted[b] - t_sorted[a] >= te[e]`` (n when none).
+
+    Ranks ``a + 1 .. hi[e, a] - 1`` are the later times closer than ``te[e]``
+    to rank ``a`` (the gap is monotone in ``b``); permutation-invariant.
+    """
+    n = t_sorted.size
+    n_edges = te.size
+    hi = np.empty((n_edges, n), dtype=np.int64)
+    for e in range(n_edges):
+        edge = te[e]
+        for a in range(n):
+            if edge == np.inf:
+                hi[e, a] = n
+                continue
+            lo = a + 1
+            h = n
+            while lo < h:
+                mid = (lo + h) // 2
+                if t_sorted[mid] - t_sorted[a] < edge:
+                    lo = mid + 1
+                else:
+                    h = mid
+            hi[e, a] = lo
+    return hi
+
+
+@jit
+def weighted_pairs_per_time_band(w_by_rank, hi, out):
+    """Weighted count of *all* pairs per time band: ``out[b] = sum w_a w_c`` over rank pairs ``a < c``
+    with ``te[b] <= t_c - t_a < te[b + 1]``.
+
+    ``w_by_rank[a]`` is the weight of the event holding the ``a``-th smallest
+    time; ``hi`` from :func:`time_rank_bounds`. O(n) per edge (prefix sums).
+    """
+    n = w_by_rank.size
+    n_edges = hi.shape[0]
+    prefix = np.zeros(n + 1, dtype=np.float64)
+    for a in range(n):
+        prefix[a + 1] = prefix[a] + w_by_rank[a]
+    below = np.zeros(n_edges, dtype=np.float64)
+    for e in range(n_edges):
+        acc = 0.0
+        for a in range(n):
+            acc += w_by_rank[a] * (prefix[hi[e, a]] - prefix[a + 1])
+        below[e] = acc
+    for b in range(n_edges - 1):
+        out[b] = below[b + 1] - below[b]
+
+
+@jit_parallel
+def weighted_knox_permutation_tables(t, w, order, indptr, nbr, sband, te, seeds, rank_of, hi, out, far):
+    """Weighted tables of every permutation; weights stay with the events, times are shuffled.
+
+    Permutation ``p`` gives event ``i`` the time ``t[perm[i]]`` with ``perm =
+    permutation(seeds[p], n)`` (the same shuffle as the unweighted test);
+    ``out[p]`` (float64 ``(n_rows, n_time)``) receives the close pairs'
+    ``w_i w_j`` per cell (:func:`weighted_pair_time_table`). When ``far`` has
+    rows (``(n_perm, n_time)``), ``far[p]`` receives the weighted count of
+    all pairs per time band (:func:`weighted_pairs_per_time_band`), with
+    ``rank_of[i]`` the rank of ``t[i]`` among the sorted times and ``hi``
+    from :func:`time_rank_bounds`. Parallel over permutations; each writes
+    its own slab.
+    """
+    n_perm = seeds.size
+    n = t.size
+    with_far = far.shape[0] > 0
+    for p in prange(n_perm):
+        perm = np.arange(n)
+        shuffle_inplace(perm, seeds[p])
+        tp = np.empty(n, dtype=np.float64)
+        ws = np.empty(n, dtype=np.float64)
+        for k in range(n):
+            i = order[k]
+            tp[k] = t[perm[i]]
+            ws[k] = w[i]
+        weighted_pair_time_table(tp, ws, indptr, nbr, sband, te, out[p])
+        if with_far:
+            wr = np.empty(n, dtype=np.float64)
+            for i in range(n):
+                wr[rank_of[perm[i]]] = w[i]
+            weighted_pairs_per_time_band(wr, hi, far[p])
 
 
 @jit_parallel

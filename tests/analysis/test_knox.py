@@ -13,7 +13,7 @@ import naive_knox as naive
 import riskgrid as rg
 from conftest import shared_file
 from riskgrid.cli import main
-from riskgrid.knox import KnoxResult, knox_arrays, knox_test, permutation_seeds
+from riskgrid.knox import WEIGHTED_TIE_RTOL, KnoxResult, knox_arrays, knox_test, permutation_seeds
 from riskgrid.models import NearRepeat, make_model
 
 INF = np.inf
@@ -374,3 +374,93 @@ def test_blocked_reference_equals_simple_reference():
         a = naive.knox_table(x, y, t, [0, 1, 100, INF], [0, 7, INF], metric)
         b = naive.knox_table_blocked(x, y, t, [0, 1, 100, INF], [0, 7, INF], metric, block=64)
         np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- #
+# weighted pair counts (issue 13)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+@pytest.mark.parametrize("space", SPACE_CASES)
+def test_weighted_tables_equal_weighted_brute_force(metric, space):
+    rng = np.random.default_rng(len(space) * 13 + (metric == "manhattan"))
+    x, y, t = lattice_events(rng, 300)
+    w = rng.uniform(0, 3, t.size) * (rng.random(t.size) < 0.9)  # some zero weights
+    seeds, _ = permutation_seeds(4, 5)
+    for time in TIME_CASES:
+        res = knox_arrays(x, y, t, space, time, n_permutations=5, seed=4, metric=metric, weights=w)
+        assert res.weighted and res.observed.dtype == np.float64
+        ref = naive.knox_table_weighted(x, y, t, w, space, time, metric)
+        sim = naive.knox_simulated_weighted(x, y, t, w, space, time, seeds, metric)
+        np.testing.assert_allclose(res.observed, ref, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(res.simulated, sim, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(res.expected, sim.mean(axis=0), rtol=1e-10, atol=1e-9)
+        # p-values from the reference tables, ties within WEIGHTED_TIE_RTOL of the total pair weight
+        tol = WEIGHTED_TIE_RTOL * 0.5 * (w.sum() ** 2 - (w * w).sum())
+        ge = (sim >= ref[None] - tol).sum(0)
+        np.testing.assert_allclose(res.p_value, (1 + ge) / 6)
+
+
+def test_weights_one_reproduce_the_unweighted_test_exactly():
+    rng = np.random.default_rng(21)
+    x, y, t = lattice_events(rng, 500)
+    for space, time in [([0, 1, 100, 200, INF], [0, 7, 14, INF]), ([25, 50, 100], [2, 5, 9.5])]:
+        a = knox_arrays(x, y, t, space, time, n_permutations=23, seed=6)
+        b = knox_arrays(x, y, t, space, time, n_permutations=23, seed=6, weights=np.ones(t.size))
+        np.testing.assert_array_equal(a.observed, b.observed)
+        np.testing.assert_array_equal(a.simulated, b.simulated)
+        np.testing.assert_array_equal(a.p_value, b.p_value)
+        np.testing.assert_array_equal(a.expected, b.expected)
+
+
+def test_integer_weights_equal_duplicated_events_on_close_rows():
+    # weight 2 = the event twice, but for the pair of an event with its own copy
+    # (distance 0, gap 0), which the duplicated set counts and the weighted one does not
+    rng = np.random.default_rng(5)
+    x, y, t = lattice_events(rng, 200)
+    w = rng.integers(1, 3, t.size).astype(float)
+    rep = np.repeat(np.arange(t.size), w.astype(int))
+    space, time = [1, 100, 200], [0.5, 7, 14]  # excludes the zero-distance, zero-gap self-copies
+    a = knox_arrays(x, y, t, space, time, n_permutations=1, seed=0, weights=w)
+    b = naive.knox_table(x[rep], y[rep], t[rep], space, time)
+    np.testing.assert_array_equal(a.observed, b)
+
+
+def test_weighted_event_set_path_thread_count_and_errors():
+    rng = np.random.default_rng(12)
+    x, y, t = lattice_events(rng, 300)
+    ev = events_from_xy(x, y, t)
+    w = rng.uniform(0.5, 2.0, len(ev))
+    evw = ev.with_weights(w)
+    ex, ey = evw.xy()
+    space, time = [0, 1, 100, 200, INF], [0, 7, 14, INF]
+    a = knox_test(evw, space, time, n_permutations=9, seed=1, weights=True, n_jobs=1)
+    b = knox_test(evw, space, time, n_permutations=9, seed=1, weights=True, n_jobs=-1, progress=True)
+    np.testing.assert_array_equal(a.simulated, b.simulated)
+    np.testing.assert_allclose(a.observed, naive.knox_table_weighted(ex, ey, evw.t, w, space, time), rtol=1e-10)
+    assert "weighted" in repr(a) and a.to_xarray().attrs["weighted"] == 1
+    plain = knox_test(evw, space, time, n_permutations=9, seed=1)  # weights ignored unless asked
+    assert not plain.weighted and plain.observed.dtype == np.int64
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        knox_arrays(x, y, t, space, time, n_permutations=2, weights=-np.ones(t.size))
+    with pytest.raises(ValueError, match="one value per event"):
+        knox_arrays(x, y, t, space, time, n_permutations=2, weights=np.ones(3))
+    with pytest.raises(TypeError, match="True or False"):
+        knox_test(evw, space, time, n_permutations=2, weights=w)
+
+
+def test_cli_weight_column(tmp_path, small_city):
+    df, _, _ = small_city
+    path = tmp_path / "ev.csv"
+    w = np.where(np.arange(len(df)) % 3 == 0, 2.0, 1.0)
+    df.assign(victims=w).to_csv(path, index=False)
+    out_w, out_1 = tmp_path / "w.csv", tmp_path / "one.csv"
+    args = ["knox", str(path), "--space", "0,100,200", "--time", "0,7,14", "--permutations", "9", "-q"]
+    r = CliRunner().invoke(main, args + ["--weight-col", "victims", "--csv", str(out_w)])
+    assert r.exit_code == 0, r.output
+    assert "pairs weighted by w_i·w_j" in r.output
+    r1 = CliRunner().invoke(main, args + ["--csv", str(out_1)])
+    assert r1.exit_code == 0, r1.output
+    tw, t1 = pd.read_csv(out_w), pd.read_csv(out_1)
+    assert (tw["observed"] > t1["observed"]).any() and (tw["observed"] >= t1["observed"]).all()
+    r = CliRunner().invoke(main, args + ["--weight-col", "nope"])
+    assert r.exit_code != 0 and "nope" in r.output
