@@ -56,7 +56,7 @@ class _Iteration:
             warnings.simplefilter("ignore")
             self.m.fit(ev, grid)
         m = self.m
-        self.pairs = msepp.candidate_pairs(m._t, m._x, m._y, 50.0, 500.0)
+        self.pairs = msepp.candidate_pairs(m._t, m._x, m._y, 50.0, 500.0, dtype=msepp._PAIR_DTYPE)
         self.w = np.ascontiguousarray(np.nan_to_num(m.background_probability_, nan=0.5))
         self.work = 4.0 * (self.pairs[0][-1] + m._t.size) + m._kde.cost
 
@@ -65,7 +65,8 @@ class _Iteration:
         indptr, dt, r2 = self.pairs
         with msepp._threads(self.work):
             mu, Z, n_bg = m._background(self.w)
-            lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, mu, m.theta_, m.omega_, m.sigma_m_, msepp._n_chunks(mu.size))
+            lam, p_bg, S = K.estep_expgauss(indptr, dt, r2, np.zeros(0, np.int32), np.zeros(0), mu, m.theta_, m.omega_,
+                                            m.sigma_m_, msepp._n_chunks(mu.size))
         omega, a = msepp._solve_omega(float(S[0]), float(S[1]), m._tau_asc, m.omega_)
         return lam, S[0] / a, omega, math.sqrt(S[2] / (2 * S[0]))
 

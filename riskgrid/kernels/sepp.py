@@ -5,8 +5,10 @@ Pure Numba functions on contiguous arrays and scalars, used by
 
 * a spatial hash (counting sort of points into square buckets);
 * the candidate parent pairs of every event, as CSR arrays of time lags
-  ``dt`` (days) and squared distances ``r2`` (m²);
-* the E-step for the exponential-Gaussian and the histogram trigger;
+  ``dt`` (days) and squared distances ``r2`` (m²), float32 or float64;
+* the E-step for the exponential-Gaussian and the histogram trigger (one
+  kernel each, with or without event weights), the histogram's pair bins
+  computed once per truncation;
 * a binned (linear binning + separable Gaussian convolution + bilinear
   interpolation) kernel density estimate on a square raster;
 * the triggering intensity summed at arbitrary points (prediction).
@@ -30,8 +32,7 @@ __all__ = [
     "candidate_pairs",
     "estep_expgauss",
     "estep_histogram",
-    "estep_expgauss_weighted",
-    "estep_histogram_weighted",
+    "pair_bins",
     "bin_linear",
     "convolve_separable",
     "interp_bilinear",
@@ -101,7 +102,7 @@ def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_
 
 
 @jit
-def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, max_pairs, want_par):
+def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, max_pairs, want_par, proto):
     """Candidate parents of every event ``j >= j_first``, as CSR arrays.
 
     Parent ``i`` of ``j`` satisfies ``t[j] - max_days <= t[i] < t[j]`` (strict:
@@ -113,22 +114,25 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
     If the number of pairs exceeds ``max_pairs`` the fill pass is skipped
     and ``dt``, ``r2`` are returned empty (the caller checks ``indptr[-1]``).
     With ``want_par`` the parent of every pair is returned too (int32,
-    4 bytes per pair; weighted fits), else an empty array.
+    4 bytes per pair; weighted fits), else an empty array. ``dt`` and ``r2``
+    are stored with the dtype of ``proto`` (an empty array): float32 halves
+    the memory (8 bytes per pair; lags and squared distances are computed in
+    float64, then rounded to a relative 6e-8).
 
     Returns
     -------
     indptr : int64 (n + 1,)
         Pairs of child ``j`` are ``indptr[j]:indptr[j + 1]`` (empty for ``j < j_first``).
-    dt : float64 (n_pairs,)
+    dt : proto.dtype (n_pairs,)
         ``t[j] - t[i]`` in days (> 0).
-    r2 : float64 (n_pairs,)
+    r2 : proto.dtype (n_pairs,)
         Squared distance in m².
     par : int32 (n_pairs,) or (0,)
         Parent ``i`` of each pair (``want_par``).
     """
     n = t.size
     t_hash = t[order]
-    empty = np.zeros(0)
+    empty = np.zeros(0, dtype=proto.dtype)
     no_par = np.zeros(0, dtype=np.int32)
     indptr = np.zeros(n + 1, dtype=np.int64)
     counts = _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, empty,
@@ -137,8 +141,8 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
         indptr[j + 1] = indptr[j] + counts[j]
     if indptr[n] > max_pairs:
         return indptr, empty, empty, no_par
-    dt = np.empty(indptr[n])
-    r2 = np.empty(indptr[n])
+    dt = np.empty(indptr[n], dtype=proto.dtype)
+    r2 = np.empty(indptr[n], dtype=proto.dtype)
     par = np.empty(indptr[n] if want_par else 0, dtype=np.int32)
     _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True,
                      par, want_par)
@@ -154,7 +158,7 @@ def _chunk_bounds(n, n_chunks, c):
 
 
 @jit_parallel
-def estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, n_chunks):
+def estep_expgauss(indptr, dt, r2, par, wt, mu, theta, omega, sigma, n_chunks):
     """E-step of the exponential-Gaussian trigger over candidate pairs.
 
     ``g(dt, r2) = theta * omega * exp(-omega dt) * exp(-r2 / (2 sigma²)) / (2 pi sigma²)``
@@ -162,7 +166,12 @@ def estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, n_chunks):
 
     Parameters
     ----------
-    indptr, dt, r2 : CSR candidate pairs from :func:`candidate_pairs`.
+    indptr, dt, r2 : CSR candidate pairs from :func:`candidate_pairs` (float32 or float64).
+    par, wt : int32 (n_pairs,), float64 (n,)
+        Event weights (multiplicities): a parent ``i`` counts ``wt[i]`` times
+        in the intensity (``par``: the parent of each pair) and a child ``j``
+        ``wt[j]`` times in the statistics. Empty arrays: unweighted (every
+        weight 1, the same operations as before weights existed).
     mu : float64 (n,)
         Background intensity at each event (events / day / m²).
     theta, omega, sigma : float
@@ -177,9 +186,10 @@ def estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, n_chunks):
     p_bg : float64 (n,)
         Probability that the event is a background event, ``mu / lam``.
     stats : float64 (3,)
-        ``(sum p_ij, sum p_ij dt_ij, sum p_ij r2_ij)`` over all pairs.
+        ``(sum p_ij, sum p_ij dt_ij, sum p_ij r2_ij)`` over all pairs (weighted by the child's weight).
     """
     n = mu.size
+    weighted = par.size > 0
     lam = np.empty(n)
     p_bg = np.empty(n)
     part = np.zeros((n_chunks, 3))
@@ -195,16 +205,27 @@ def estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, n_chunks):
             g1 = 0.0
             g2 = 0.0
             for p in range(indptr[j], indptr[j + 1]):
-                g = a * math.exp(-omega * dt[p] - b * r2[p])
+                u = np.float64(dt[p])
+                v = np.float64(r2[p])
+                if weighted:
+                    g = wt[par[p]] * a * math.exp(-omega * u - b * v)
+                else:
+                    g = a * math.exp(-omega * u - b * v)
                 g0 += g
-                g1 += g * dt[p]
-                g2 += g * r2[p]
+                g1 += g * u
+                g2 += g * v
             lj = mu[j] + g0
             lam[j] = lj
             p_bg[j] = mu[j] / lj
-            s0 += g0 / lj
-            s1 += g1 / lj
-            s2 += g2 / lj
+            if weighted:
+                wj = wt[j] / lj
+                s0 += g0 * wj
+                s1 += g1 * wj
+                s2 += g2 * wj
+            else:
+                s0 += g0 / lj
+                s1 += g1 / lj
+                s2 += g2 / lj
         part[c, 0] = s0
         part[c, 1] = s1
         part[c, 2] = s2
@@ -227,13 +248,32 @@ def _bin_of(edges, v):
 
 
 @jit_parallel
-def estep_histogram(indptr, dt, r2, mu, rate_time, time_edges, density_space, r2_edges, n_chunks):
+def pair_bins(dt, r2, time_edges, r2_edges, n_chunks):
+    """Time-lag bin and distance-ring index of every candidate pair (int16), computed once per truncation.
+
+    ``time_edges`` in days, ``r2_edges`` the squared ring radii (m²); see
+    :func:`_bin_of` for values on an edge. At most 32,767 bins each.
+    """
+    m = dt.size
+    bt = np.empty(m, dtype=np.int16)
+    bs = np.empty(m, dtype=np.int16)
+    for c in prange(n_chunks):
+        p0, p1 = _chunk_bounds(m, n_chunks, c)
+        for p in range(p0, p1):
+            bt[p] = _bin_of(time_edges, np.float64(dt[p]))
+            bs[p] = _bin_of(r2_edges, np.float64(r2[p]))
+    return bt, bs
+
+
+@jit_parallel
+def estep_histogram(indptr, bt, bs, par, wt, mu, rate_time, density_space, n_chunks):
     """E-step of the piecewise-constant (histogram) trigger over candidate pairs.
 
-    ``g(dt, r2) = rate_time[bt] * density_space[bs]`` with ``bt`` the bin of
-    ``dt`` in ``time_edges`` (days) and ``bs`` the bin of ``r2`` in
-    ``r2_edges`` (squared ring radii, m²). ``rate_time`` is ``theta`` times the
-    delay density (per day); ``density_space`` a density per m².
+    ``g = rate_time[bt] * density_space[bs]`` with the time-lag bin ``bt``
+    and distance ring ``bs`` of each pair from :func:`pair_bins`.
+    ``rate_time`` is ``theta`` times the delay density (per day);
+    ``density_space`` a density per m². ``par, wt``: event weights as in
+    :func:`estep_expgauss` (empty: unweighted).
 
     Returns
     -------
@@ -245,6 +285,7 @@ def estep_histogram(indptr, dt, r2, mu, rate_time, time_edges, density_space, r2
         Sum of ``p_ij`` per distance ring.
     """
     n = mu.size
+    weighted = par.size > 0
     nbt = rate_time.size
     nbs = density_space.size
     lam = np.empty(n)
@@ -256,98 +297,21 @@ def estep_histogram(indptr, dt, r2, mu, rate_time, time_edges, density_space, r2
         for j in range(j0, j1):
             g0 = 0.0
             for p in range(indptr[j], indptr[j + 1]):
-                g0 += rate_time[_bin_of(time_edges, dt[p])] * density_space[_bin_of(r2_edges, r2[p])]
+                if weighted:
+                    g0 += wt[par[p]] * rate_time[bt[p]] * density_space[bs[p]]
+                else:
+                    g0 += rate_time[bt[p]] * density_space[bs[p]]
             lj = mu[j] + g0
             lam[j] = lj
             p_bg[j] = mu[j] / lj
-            inv = 1.0 / lj
+            inv = wt[j] / lj if weighted else 1.0 / lj
             for p in range(indptr[j], indptr[j + 1]):
-                bt = _bin_of(time_edges, dt[p])
-                bs = _bin_of(r2_edges, r2[p])
-                q = rate_time[bt] * density_space[bs] * inv
-                part_t[c, bt] += q
-                part_s[c, bs] += q
-    stats_time = np.zeros(nbt)
-    stats_space = np.zeros(nbs)
-    for c in range(n_chunks):
-        for k in range(nbt):
-            stats_time[k] += part_t[c, k]
-        for k in range(nbs):
-            stats_space[k] += part_s[c, k]
-    return lam, p_bg, stats_time, stats_space
-
-
-@jit_parallel
-def estep_expgauss_weighted(indptr, dt, r2, par, wt, mu, theta, omega, sigma, n_chunks):
-    """:func:`estep_expgauss` with event weights (multiplicities).
-
-    A parent ``i`` counts ``wt[i]`` times in the intensity (``par`` from
-    :func:`candidate_pairs` with ``want_par``) and a child ``j`` ``wt[j]``
-    times in the statistics; ``lam`` and ``p_bg`` are per event as before.
-    """
-    n = mu.size
-    lam = np.empty(n)
-    p_bg = np.empty(n)
-    part = np.zeros((n_chunks, 3))
-    a = theta * omega / (TWO_PI * sigma * sigma)
-    b = 0.5 / (sigma * sigma)
-    for c in prange(n_chunks):
-        j0, j1 = _chunk_bounds(n, n_chunks, c)
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(j0, j1):
-            g0 = 0.0
-            g1 = 0.0
-            g2 = 0.0
-            for p in range(indptr[j], indptr[j + 1]):
-                g = wt[par[p]] * a * math.exp(-omega * dt[p] - b * r2[p])
-                g0 += g
-                g1 += g * dt[p]
-                g2 += g * r2[p]
-            lj = mu[j] + g0
-            lam[j] = lj
-            p_bg[j] = mu[j] / lj
-            wj = wt[j] / lj
-            s0 += g0 * wj
-            s1 += g1 * wj
-            s2 += g2 * wj
-        part[c, 0] = s0
-        part[c, 1] = s1
-        part[c, 2] = s2
-    stats = np.zeros(3)
-    for c in range(n_chunks):
-        for k in range(3):
-            stats[k] += part[c, k]
-    return lam, p_bg, stats
-
-
-@jit_parallel
-def estep_histogram_weighted(indptr, dt, r2, par, wt, mu, rate_time, time_edges, density_space, r2_edges, n_chunks):
-    """:func:`estep_histogram` with event weights (see :func:`estep_expgauss_weighted`)."""
-    n = mu.size
-    nbt = rate_time.size
-    nbs = density_space.size
-    lam = np.empty(n)
-    p_bg = np.empty(n)
-    part_t = np.zeros((n_chunks, nbt))
-    part_s = np.zeros((n_chunks, nbs))
-    for c in prange(n_chunks):
-        j0, j1 = _chunk_bounds(n, n_chunks, c)
-        for j in range(j0, j1):
-            g0 = 0.0
-            for p in range(indptr[j], indptr[j + 1]):
-                g0 += wt[par[p]] * rate_time[_bin_of(time_edges, dt[p])] * density_space[_bin_of(r2_edges, r2[p])]
-            lj = mu[j] + g0
-            lam[j] = lj
-            p_bg[j] = mu[j] / lj
-            inv = wt[j] / lj
-            for p in range(indptr[j], indptr[j + 1]):
-                bt = _bin_of(time_edges, dt[p])
-                bs = _bin_of(r2_edges, r2[p])
-                q = wt[par[p]] * rate_time[bt] * density_space[bs] * inv
-                part_t[c, bt] += q
-                part_s[c, bs] += q
+                if weighted:
+                    q = wt[par[p]] * rate_time[bt[p]] * density_space[bs[p]] * inv
+                else:
+                    q = rate_time[bt[p]] * density_space[bs[p]] * inv
+                part_t[c, bt[p]] += q
+                part_s[c, bs[p]] += q
     stats_time = np.zeros(nbt)
     stats_space = np.zeros(nbs)
     for c in range(n_chunks):

@@ -16,7 +16,10 @@ study area, and a triggering kernel ``g`` that is either
 Scaling to 10^6 events: the trigger is truncated at ``max_days`` and
 ``max_distance_m``; candidate parents are found once per truncation with a
 spatial hash and stored as CSR arrays of time lags and squared distances
-(16 bytes per pair); every E-step is a parallel pass over those pairs; the
+(float32: 8 bytes per pair, 12 with event weights; the histogram trigger's
+bins of each pair computed once per truncation); every E-step is a parallel
+pass over those pairs, and EM is accelerated by SQUAREM from start values
+estimated on close pairs (:func:`start_values`); the
 background KDE (Gaussian cut at 4 bandwidths) is evaluated either exactly with
 a spatial hash (O(N × neighbours)) or binned on a raster (O(N + pixels)),
 whichever is cheaper, and its normalising constant is O(N) per iteration.
@@ -84,8 +87,13 @@ _MASS_TOL = 1e-3
 _KDE_OVERSAMPLE = 4.0
 _KDE_MAX_PIXELS = 1 << 23
 _KDE_TRUNCATE = 4.0  # Gaussian kernel cut at 4 bandwidths
-#: candidate pairs take 16 bytes each; refuse to allocate more than this
+#: refuse to allocate more than this for candidate pairs
 _MAX_PAIR_BYTES = 6e9
+#: storage of the pairs' lags and squared distances in fits: float32 (8 bytes per pair). Rounding to a
+#: relative 2^-24 (6e-8) changes each trigger value exp(-omega dt - r2 / 2 sigma²) by at most
+#: (omega dt + r2 / 2 sigma²) * 6e-8 (below 1e-6 inside the derived truncation, where omega dt <= 10 and
+#: r2 / 2 sigma² <= 12.5), and the fitted parameters by the same order (tests: 1e-5 relative)
+_PAIR_DTYPE = np.float32
 _N_FOLDS = 5
 #: parameters must also move by less than this factor times tol (relative) per iteration
 _PARAM_TOL_FACTOR = 100.0
@@ -111,20 +119,23 @@ class _Hash:
         return self.order, self.start, self.x0, self.y0, self.cell, self.nx, self.ny
 
 
-def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0, parents=False):
+def candidate_pairs(t, x, y, max_days, max_distance_m, j_first=0, parents=False, dtype=np.float64):
     """CSR candidate parents ``(indptr, dt, r2)`` of events ``j >= j_first`` (see the kernel); with
-    ``parents`` also the parent index of every pair (int32), for weighted fits."""
+    ``parents`` also the parent index of every pair (int32), for weighted fits. ``dtype``: storage of
+    ``dt`` and ``r2`` (the fit uses float32, :data:`_PAIR_DTYPE`)."""
     h = _Hash(x, y, max_distance_m)
-    max_pairs = int(_MAX_PAIR_BYTES // 16)
+    per_pair = 2 * np.dtype(dtype).itemsize + (4 if parents else 0)
+    max_pairs = int(_MAX_PAIR_BYTES // per_pair)
     with _threads(30.0 * t.size):
         indptr, dt, r2, par = K.candidate_pairs(
-            t, x, y, *h.args(), float(max_days), float(max_distance_m) ** 2, int(j_first), max_pairs, bool(parents)
+            t, x, y, *h.args(), float(max_days), float(max_distance_m) ** 2, int(j_first), max_pairs, bool(parents),
+            np.zeros(0, dtype=dtype),
         )
     if indptr[-1] > max_pairs:
         # a parameter problem (the truncation is too wide for the data), not a machine problem
         raise ValueError(
             f"{int(indptr[-1]):,} candidate parent pairs (max_days={max_days:g}, "
-            f"max_distance_m={max_distance_m:g}) would need {indptr[-1] * 16 / 1e9:.1f} GB "
+            f"max_distance_m={max_distance_m:g}) would need {indptr[-1] * per_pair / 1e9:.1f} GB "
             f"(limit {_MAX_PAIR_BYTES / 1e9:g} GB); pass smaller max_days / max_distance_m"
         )
     return (indptr, dt, r2, par) if parents else (indptr, dt, r2)
@@ -308,6 +319,93 @@ def _solve_omega(s0, s1, tau_asc, omega, w_asc=None):
     return omega, _edge_sums(tau_asc, omega, w_asc)[0]
 
 
+def _mixture_profile(v, bg, comp, scales):
+    """Profile MLE of a two-part mixture ``(1 - pi) bg(v) + pi comp(v; scale)`` over a grid of scales.
+
+    ``bg``: background density at ``v`` (array); ``comp(v, scale)``: the
+    component density. For each scale, ``pi`` maximises the (concave)
+    log-likelihood by safeguarded Newton steps. Returns ``(scale, pi)`` of the
+    best grid point.
+    """
+    best = (-np.inf, scales[0], 0.0)
+    for sc in scales:
+        e = comp(v, sc)
+        d = e - bg
+        pi = 0.5
+        for _ in range(30):
+            m = bg + pi * d
+            g1 = float(np.sum(d / m))
+            g2 = -float(np.sum((d / m) ** 2))
+            step = -g1 / g2 if g2 < 0 else 0.0
+            new = min(max(pi + step, 1e-6), 1.0 - 1e-6)
+            done = abs(new - pi) < 1e-9
+            pi = new
+            if done:
+                break
+        ll = float(np.sum(np.log(bg + pi * d)))
+        if ll > best[0]:
+            best = (ll, sc, pi)
+    return best[1], best[2]
+
+
+def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=20_000, n_pairs=100_000):
+    """Data-driven start ``(theta, omega, sigma)`` of the exp-gauss EM from close pairs of events.
+
+    On a square block of about ``n_events`` events around the median place,
+    the candidate pairs within ``max_days`` and ``max_distance_m`` are found;
+    their time lags are fitted (profile likelihood over mean delays from
+    ``3 max_days`` down to ``1e-7 max_days``, 8 per decade) as a mixture of
+    background pairs (density ``∝ S - u`` on ``[0, max_days]``, ``S`` the
+    block's time span) and triggered pairs (exponential of rate ``omega``
+    truncated at ``max_days``); the distances of pairs closer in time than
+    ``2 / omega`` as background (density ``2 d / R²``) plus a Rayleigh of scale
+    ``sigma`` (truncated at ``R``), over ``sigma`` from ``R`` down to
+    ``R / 1000``. With ``p`` = triggered pairs per event / the kernel's mass
+    inside the window (ancestor-descendant pairs: ``theta / (1 - theta)`` per
+    event), ``theta = p / (1 + p)``, clipped to [0.05, 0.9]. Works whatever the time scale
+    (minutes to months), in one pass over at most ``n_pairs`` sampled pairs.
+    """
+    n = t.size
+    if n > n_events:
+        cx, cy = float(np.median(x)), float(np.median(y))
+        d = np.maximum(np.abs(x - cx), np.abs(y - cy))
+        half = float(np.partition(d, n_events - 1)[n_events - 1])
+        sel = d <= half
+        t, x, y = t[sel], x[sel], y[sel]
+    span = float(t[-1] - t[0])
+    md = float(min(max_days, span)) if span > 0 else float(max_days)
+    mr = float(max_distance_m)
+    indptr, dt, r2 = candidate_pairs(t, x, y, md, mr)
+    n_all = int(indptr[-1])
+    if n_all < 20 or not span > 0:
+        return None
+    rng = np.random.default_rng(0)
+    take = rng.choice(n_all, n_pairs, replace=False) if n_all > n_pairs else np.arange(n_all)
+    u, r = dt[take], np.sqrt(r2[take])
+    S = max(span, md)
+    bg_u = (S - u) / (S * md - 0.5 * md * md)
+
+    def exp_trunc(v, delay):
+        w = 1.0 / delay
+        return w * np.exp(-w * v) / -math.expm1(-w * md)
+
+    delay, pi_u = _mixture_profile(u, bg_u, exp_trunc, 3.0 * md * 10.0 ** (-np.arange(0, 61) / 8.0))
+    omega = 1.0 / delay
+    close = u <= min(md, 2.0 * delay)
+    rc = r[close] if close.sum() >= 10 else r
+
+    def rayleigh_trunc(v, sg):
+        return v / (sg * sg) * np.exp(-0.5 * (v / sg) ** 2) / -math.expm1(-0.5 * (mr / sg) ** 2)
+
+    sigma, _ = _mixture_profile(rc, 2.0 * rc / (mr * mr), rayleigh_trunc, mr * 10.0 ** (-np.arange(0, 25) / 8.0))
+    sigma = max(float(sigma), float(min_sigma_m))
+    mass = -math.expm1(-omega * md) * -math.expm1(-0.5 * (mr / sigma) ** 2)
+    # triggered pairs per event: ancestor-descendant pairs, theta + theta² + ... = theta / (1 - theta)
+    per_event = pi_u * n_all / (t.size * mass)
+    theta = float(np.clip(per_event / (1.0 + per_event), 0.05, 0.9))
+    return theta, float(omega), sigma
+
+
 def _check_edges(value, upper, name, unit):
     """Bin edges from an int (equal bins on [0, upper]) or an explicit increasing sequence from 0."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -460,6 +558,8 @@ class SEPP(RiskModel):
     """
 
     model_name = "SEPP"
+    #: start EM from values estimated on close pairs (False: the fixed start of 0.5, 10 / 30 days, 100 m)
+    _data_start = True
 
     def __init__(
         self,
@@ -565,6 +665,18 @@ class SEPP(RiskModel):
         md = float(user_md) if user_md is not None else min(_INIT_MAX_DAYS, self._span)
         mr = float(user_mr) if user_mr is not None else _INIT_MAX_DISTANCE_M
         state = {"theta": 0.5, "omega": _DAYS_SCALE / md, "sigma": mr / _SIGMA_SCALE, "w": self._weights(0.5)}
+        if self._data_start:
+            probe_md = float(user_md) if user_md is not None else min(_MAX_DERIVED_DAYS, self._span)
+            sv = start_values(self._t, self._x, self._y, probe_md, mr, self.min_sigma_m)
+            if sv is not None:
+                th, om, sg = sv
+                state = {"theta": th, "omega": om, "sigma": sg, "w": self._weights(1.0 - th)}
+                if user_md is None:
+                    md = min(_DAYS_SCALE / om, self._span, _MAX_DERIVED_DAYS)
+                if user_mr is None:
+                    mr = min(_SIGMA_SCALE * sg, _MAX_DERIVED_DISTANCE_M)
+                log.info("SEPP start values from close pairs: theta %.3g, mean delay %.4g days, sigma %.1f m", th, 1 / om, sg)
+        self.start_values_ = (state["theta"], state["omega"], state["sigma"])
         if derived:
             state = self._em("exp-gauss", state, md, mr, final=False)
             for _ in range(3):
@@ -583,7 +695,7 @@ class SEPP(RiskModel):
         if getattr(self, "_pairs", None) is not None and self._pairs[0] == key:
             return self._pairs[1]
         self._pairs = None
-        pairs = candidate_pairs(self._t, self._x, self._y, max_days, max_d, parents=self._wt is not None)
+        pairs = candidate_pairs(self._t, self._x, self._y, max_days, max_d, parents=self._wt is not None, dtype=_PAIR_DTYPE)
         self._pairs = (key, pairs)
         return pairs
 
@@ -594,14 +706,32 @@ class SEPP(RiskModel):
 
     @staticmethod
     def _estep(kind, pairs, mu, wt, *args):
-        """Unweighted or weighted E-step over candidate pairs (``pairs`` holds the parents when weighted)."""
+        """E-step over candidate pairs (``pairs`` holds the parents when weighted, ``wt``; ``None``: unweighted).
+
+        Exp-gauss: ``args = (theta, omega, sigma, n_chunks)``. Histogram:
+        ``args = (rate, bins, density, n_chunks)`` with ``bins = (bt, bs)``
+        from :func:`riskgrid.kernels.sepp.pair_bins` (computed once per truncation).
+        """
         if wt is None:
             indptr, dt, r2 = pairs[:3]
-            fn = K.estep_expgauss if kind == "exp-gauss" else K.estep_histogram
-            return fn(indptr, dt, r2, mu, *args)
-        indptr, dt, r2, par = pairs
-        fn = K.estep_expgauss_weighted if kind == "exp-gauss" else K.estep_histogram_weighted
-        return fn(indptr, dt, r2, par, wt, mu, *args)
+            par, w = np.zeros(0, dtype=np.int32), np.zeros(0)
+        else:
+            indptr, dt, r2, par = pairs
+            w = wt
+        if kind == "exp-gauss":
+            return K.estep_expgauss(indptr, dt, r2, par, w, mu, *args)
+        rate, (bt, bs), dens, nch = args
+        return K.estep_histogram(indptr, bt, bs, par, w, mu, rate, dens, nch)
+
+    @staticmethod
+    def _pair_bins(pairs, t_edges, r2_edges):
+        """Time bin and distance ring of every pair (int16), once per truncation."""
+        if t_edges.size > 32768 or r2_edges.size > 32768:
+            raise ValueError("time_bins and distance_bins must each have at most 32,767 bins")
+        dt, r2 = pairs[1], pairs[2]
+        with _threads(10.0 * dt.size):
+            return K.pair_bins(dt, r2, np.ascontiguousarray(t_edges, dtype=np.float64),
+                               np.ascontiguousarray(r2_edges, dtype=np.float64), _n_chunks(dt.size))
 
     def _finish_expgauss(self, state, md, mr):
         self.theta_ = state["theta"]
@@ -767,66 +897,72 @@ class SEPP(RiskModel):
 
     # -------------------------------------------------------------------- EM
     def _em(self, kind, st, max_days, max_d, final=True):
-        """EM iterations at one truncation; ``st`` holds the parameters and background weights ``w``."""
-        tau = self._tau
+        """EM iterations at one truncation; ``st`` holds the parameters and background weights ``w``.
+
+        The exp-gauss EM is accelerated by SQUAREM (Varadhan & Roland 2008,
+        scheme S3) unless the class attribute ``_accelerate`` is false: from ``x0``, two EM maps give
+        ``x1, x2``; the step ``x' = x0 - 2 a r + a² v`` (``r = x1 - x0``,
+        ``v = x2 - 2 x1 + x0``, ``a = -|r| / |v|`` clamped to ``[-50, -1]``,
+        on ``log theta, log omega, log sigma`` (histogram: log rates and
+        densities) and the background weights) is kept when its fixed-point
+        residual ``|F(x') - x'|`` is at most ``|x2 - x1|``, else EM continues
+        from ``x2``. (The residual, not the log-likelihood, guards the step:
+        with the KDE background the EM map is not a likelihood ascent, and
+        its fixed point is what both variants converge to.) Convergence is
+        judged on plain EM steps only (``x0 -> x1`` and ``x' -> F(x')``), with
+        the same criterion as without acceleration.
+        """
         n = self._t.size
         pairs = self._get_pairs(max_days, max_d)
-        indptr = pairs[0]
-        self.n_pairs_ = int(indptr[-1])
+        self.n_pairs_ = int(pairs[0][-1])
         log.info("SEPP %s: %d candidate pairs (%.1f per event), max_days=%g, max_distance_m=%g", kind, self.n_pairs_, self.n_pairs_ / n, max_days, max_d)
-        nch = _n_chunks(n)
+        ctx = {"nch": _n_chunks(n), "work": 4.0 * (self.n_pairs_ + n) + self._kde.cost, "pairs": pairs}
         if kind == "histogram":
-            exposure = _time_exposure(tau, st["t_edges"], self._wt)
-            r2_edges = st["d_edges"] ** 2
-        ll_prev = None
-        p_prev = None
+            ctx["exposure"] = _time_exposure(self._tau, st["t_edges"], self._wt)
+            ctx["bins"] = self._pair_bins(pairs, st["t_edges"], st["d_edges"] ** 2)
         converged = False
+        change = np.inf
         tol = self.tol if final else max(self.tol, 1e-4)  # intermediate stages only need the scale
-        work = 4.0 * (self.n_pairs_ + n) + self._kde.cost
+        accelerate = bool(self._accelerate) and kind == "exp-gauss"  # histogram: SQUAREM did not help (plain EM)
+        prev = None  # (ll, params) of the state whose EM map is the current state; None after an extrapolation
+        phase = 0  # 0: x0, 1: x1 = F(x0), 2: x' (extrapolated)
+        x = st
         for it in range(int(self.max_iter)):
-            with _threads(work):
-                mu, Z, n_bg = self._background(st["w"])
-                if kind == "exp-gauss":
-                    lam, p_bg, S = self._estep(kind, pairs, mu, self._wt, st["theta"], st["omega"], st["sigma"], nch)
-                    comp = st["theta"] * _edge_sums(self._tau_asc, st["omega"], self._w_asc)[0]
-                else:
-                    lam, p_bg, S_t, S_s = self._estep(kind, pairs, mu, self._wt, st["rate"], st["t_edges"], st["dens"],
-                                                      r2_edges, nch)
-                    comp = float(np.dot(st["rate"], exposure))
-            log_lam = np.log(lam)
-            ll = (float(np.sum(log_lam)) if self._wt is None else float(np.dot(self._wt, log_lam))) - n_bg - comp
-            st.update(p_bg=p_bg, mu=mu, w_mu=st["w"], Z=Z, n_bg=n_bg, ll=ll)
-            self.n_iter_ += 1
-            log.debug("SEPP EM (%s) iteration %d: log-likelihood %.6f", kind, self.n_iter_, ll)
-            if kind == "exp-gauss":
-                params = np.array([st["theta"], st["omega"], st["sigma"], n_bg])
-            else:
-                params = np.array([float(np.sum(st["rate"] * np.diff(st["t_edges"]))), n_bg])
-            change = abs(ll - ll_prev) / abs(ll) if ll_prev is not None else np.inf
-            p_change = float(np.max(np.abs(params - p_prev) / np.maximum(np.abs(p_prev), 1e-300))) if ll_prev is not None else np.inf
-            p_prev = params
-            if change <= tol and p_change <= _PARAM_TOL_FACTOR * tol:
-                converged = True
-                break
-            ll_prev = ll
+            nxt = self._em_map(kind, x, ctx)
+            params = self._em_params(kind, x)
+            if prev is not None:
+                change = abs(x["ll"] - prev[0]) / abs(x["ll"])
+                p_change = float(np.max(np.abs(params - prev[1]) / np.maximum(np.abs(prev[1]), 1e-300)))
+                if change <= tol and p_change <= _PARAM_TOL_FACTOR * tol:
+                    converged = True
+                    break
             if it == self.max_iter - 1:
                 break
-            # ---- M-step
-            st["w"] = self._weights(p_bg)
-            if kind == "exp-gauss":
-                s0, s1, s2 = float(S[0]), float(S[1]), float(S[2])
-                if s0 > 1e-12 * n:
-                    st["omega"], a = _solve_omega(s0, s1, self._tau_asc, st["omega"], self._w_asc)
-                    st["theta"] = s0 / a
-                    st["sigma"] = max(math.sqrt(s2 / (2.0 * s0)), float(self.min_sigma_m))
+            if not accelerate:
+                prev, x = (x["ll"], params), nxt
+                continue
+            if phase == 0:
+                x0, x1 = x, nxt
+                prev, x, phase = (x["ll"], params), nxt, 1
+            elif phase == 1:
+                x2 = nxt
+                xe, res1 = self._squarem_step(kind, x0, x1, x2)
+                if xe is None:  # no usable step: plain EM
+                    prev, x, phase = (x["ll"], params), x2, 0
                 else:
-                    st["theta"] = 0.0
+                    ll1, p1 = x["ll"], params
+                    prev, x, phase = None, xe, 2
             else:
-                s_total = float(S_s.sum())
-                st["rate"] = np.where(exposure > 0, S_t / np.maximum(exposure, 1e-300), 0.0)
-                if s_total > 0:
-                    st["dens"] = S_s / (s_total * st["ring_area"])
+                res_e = float(np.linalg.norm(self._squarem_vector(kind, nxt) - self._squarem_vector(kind, x)))
+                if res_e <= res1:  # keep the extrapolation (closer to the fixed point); EM from its map
+                    prev, x = (x["ll"], params), nxt
+                else:  # worse than x1: EM from x2 = F(x1)
+                    prev, x = (ll1, p1), x2
+                phase = 0
+        st = x
         self.converged_ = converged
+        log.info("SEPP %s: %d EM iterations at max_days=%g, max_distance_m=%g (theta %.4g, log-likelihood %.6f)",
+                 kind, it + 1, max_days, max_d, st.get("theta", float("nan")), st["ll"])
         if final and not converged:
             warnings.warn(
                 f"SEPP ({kind}) EM did not converge in {self.max_iter} iterations "
@@ -835,6 +971,92 @@ class SEPP(RiskModel):
                 stacklevel=4,
             )
         return st
+
+    #: SQUAREM acceleration of EM (False: plain EM, for comparisons)
+    _accelerate = True
+
+    def _em_map(self, kind, st, ctx):
+        """E-step at the state ``st`` (stores ``ll``, ``p_bg``, ``mu``, ``Z``, ``n_bg`` in it), then the M-step:
+        returns the next state (a new dict)."""
+        n = self._t.size
+        pairs = ctx["pairs"]
+        with _threads(ctx["work"]):
+            mu, Z, n_bg = self._background(st["w"])
+            if kind == "exp-gauss":
+                lam, p_bg, S = self._estep(kind, pairs, mu, self._wt, st["theta"], st["omega"], st["sigma"], ctx["nch"])
+                A = st.get("A")  # the M-step's A(omega) (same function, same arguments): not recomputed
+                if A is None:
+                    A = _edge_sums(self._tau_asc, st["omega"], self._w_asc)[0]
+                comp = st["theta"] * A
+            else:
+                lam, p_bg, S_t, S_s = self._estep(kind, pairs, mu, self._wt, st["rate"], ctx["bins"], st["dens"], ctx["nch"])
+                comp = float(np.dot(st["rate"], ctx["exposure"]))
+        log_lam = np.log(lam)
+        ll = (float(np.sum(log_lam)) if self._wt is None else float(np.dot(self._wt, log_lam))) - n_bg - comp
+        st.update(p_bg=p_bg, mu=mu, w_mu=st["w"], Z=Z, n_bg=n_bg, ll=ll)
+        self.n_iter_ += 1
+        log.debug("SEPP EM (%s) iteration %d: log-likelihood %.6f", kind, self.n_iter_, ll)
+        nxt = {k: v for k, v in st.items() if k not in ("p_bg", "mu", "w_mu", "Z", "n_bg", "ll", "A")}
+        nxt["w"] = self._weights(p_bg)
+        if kind == "exp-gauss":
+            s0, s1, s2 = float(S[0]), float(S[1]), float(S[2])
+            if s0 > 1e-12 * n:
+                nxt["omega"], nxt["A"] = _solve_omega(s0, s1, self._tau_asc, st["omega"], self._w_asc)
+                nxt["theta"] = s0 / nxt["A"]
+                nxt["sigma"] = max(math.sqrt(s2 / (2.0 * s0)), float(self.min_sigma_m))
+            else:
+                nxt["theta"] = 0.0
+        else:
+            exposure = ctx["exposure"]
+            s_total = float(S_s.sum())
+            nxt["rate"] = np.where(exposure > 0, S_t / np.maximum(exposure, 1e-300), 0.0)
+            if s_total > 0:
+                nxt["dens"] = S_s / (s_total * st["ring_area"])
+        return nxt
+
+    @staticmethod
+    def _em_params(kind, st):
+        """Parameters compared between EM steps (convergence): theta, omega, sigma, N_bg (histogram: theta, N_bg)."""
+        if kind == "exp-gauss":
+            return np.array([st["theta"], st["omega"], st["sigma"], st["n_bg"]])
+        return np.array([float(np.sum(st["rate"] * np.diff(st["t_edges"]))), st["n_bg"]])
+
+    def _squarem_vector(self, kind, st):
+        if kind == "exp-gauss":
+            head = np.log([st["theta"], st["omega"], st["sigma"]])
+        else:
+            head = np.log(np.concatenate([np.maximum(st["rate"], 1e-300), np.maximum(st["dens"], 1e-300)]))
+        return np.concatenate([head, st["w"]])
+
+    def _squarem_step(self, kind, x0, x1, x2):
+        """The SQUAREM S3 extrapolation from three successive EM states, projected to valid values, and the
+        residual ``|x2 - x1|``; ``(None, None)`` when it cannot be taken (a collapsed or non-finite state, or no
+        movement)."""
+        if kind == "exp-gauss" and min(x0["theta"], x1["theta"], x2["theta"]) <= 0.0:
+            return None, None
+        v0, v1, v2 = (self._squarem_vector(kind, s) for s in (x0, x1, x2))
+        r = v1 - v0
+        v = v2 - v1 - r
+        nr, nv = float(np.linalg.norm(r)), float(np.linalg.norm(v))
+        if not (np.isfinite(nr) and np.isfinite(nv)) or nv == 0.0 or nr == 0.0:
+            return None, None
+        a = min(max(-nr / nv, -50.0), -1.0)
+        z = v0 - 2.0 * a * r + a * a * v
+        if not np.all(np.isfinite(z)):
+            return None, None
+        out = {k: val for k, val in x2.items() if k not in ("p_bg", "mu", "w_mu", "Z", "n_bg", "ll", "A")}
+        k = 3 if kind == "exp-gauss" else x0["rate"].size + x0["dens"].size
+        cap = self._wt if self._wt is not None else 1.0
+        out["w"] = np.clip(z[k:], 0.0, cap)
+        if kind == "exp-gauss":
+            out["theta"], out["omega"] = math.exp(z[0]), math.exp(z[1])
+            out["sigma"] = max(math.exp(z[2]), float(self.min_sigma_m))
+        else:
+            nt = x0["rate"].size
+            out["rate"] = np.exp(z[:nt])
+            dens = np.exp(z[nt:k])
+            out["dens"] = dens / float(np.sum(dens * out["ring_area"]))
+        return out, float(np.linalg.norm(v2 - v1))
 
     # ---------------------------------------------------------------- predict
     def _time_integral(self, a, b):

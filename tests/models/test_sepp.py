@@ -17,6 +17,8 @@ from riskgrid.kernels import sepp as K
 from riskgrid.models import SEPP, make_model
 from riskgrid.models import sepp as msepp
 
+NO_PAR, NO_W = np.zeros(0, dtype=np.int32), np.zeros(0)  # unweighted E-steps
+
 
 # --------------------------------------------------------------------------- #
 # fixtures
@@ -94,11 +96,18 @@ def test_estep_expgauss_matches_naive(rng, max_days, max_d):
     mu = rng.uniform(1e-9, 1e-7, t.size)
     theta, omega, sigma = 0.45, 0.3, 120.0
     indptr, dt, r2 = msepp.candidate_pairs(t, x, y, max_days, max_d)
-    lam, pbg, s = K.estep_expgauss(indptr, dt, r2, mu, theta, omega, sigma, 37)
+    lam, pbg, s = K.estep_expgauss(indptr, dt, r2, NO_PAR, NO_W, mu, theta, omega, sigma, 37)
     lam0, pbg0, s0 = naive.estep_expgauss(t, x, y, mu, theta, omega, sigma, max_days, max_d)
     np.testing.assert_allclose(lam, lam0, rtol=1e-9)
     np.testing.assert_allclose(pbg, pbg0, rtol=1e-9)
     np.testing.assert_allclose(s, s0, rtol=1e-9)
+    # float32 pair storage (the fit's): within the stated 1e-6 relative
+    i32, dt32, r232 = msepp.candidate_pairs(t, x, y, max_days, max_d, dtype=np.float32)
+    assert dt32.dtype == np.float32 and np.array_equal(i32, indptr)
+    lam32, pbg32, s32 = K.estep_expgauss(i32, dt32, r232, NO_PAR, NO_W, mu, theta, omega, sigma, 37)
+    np.testing.assert_allclose(lam32, lam0, rtol=1e-6)
+    np.testing.assert_allclose(pbg32, pbg0, rtol=1e-6)
+    np.testing.assert_allclose(s32, s0, rtol=1e-6)
 
 
 def test_estep_histogram_matches_naive(rng):
@@ -108,8 +117,11 @@ def test_estep_histogram_matches_naive(rng):
     d_edges = np.array([0.0, 40.0, 100.0, 200.0])  # distances of exactly 40, 100, 200 m occur
     rate = rng.uniform(0.01, 0.2, 4)
     dens = rng.uniform(1e-6, 1e-4, 3)
-    indptr, dt, r2 = msepp.candidate_pairs(t, x, y, t_edges[-1], d_edges[-1])
-    lam, pbg, st, ss = K.estep_histogram(indptr, dt, r2, mu, rate, t_edges, dens, d_edges**2, 16)
+    indptr, dt, r2 = msepp.candidate_pairs(t, x, y, t_edges[-1], d_edges[-1], dtype=np.float32)
+    bt, bs = K.pair_bins(dt, r2, t_edges, d_edges**2, 7)
+    np.testing.assert_array_equal(bt, naive.bin_index(t_edges, dt.astype(float)))
+    np.testing.assert_array_equal(bs, naive.bin_index(d_edges**2, r2.astype(float)))
+    lam, pbg, st, ss = K.estep_histogram(indptr, bt, bs, NO_PAR, NO_W, mu, rate, dens, 16)
     lam0, pbg0, st0, ss0 = naive.estep_histogram(t, x, y, mu, rate, t_edges, dens, d_edges)
     np.testing.assert_allclose(lam, lam0, rtol=1e-9)
     np.testing.assert_allclose(pbg, pbg0, rtol=1e-9)
@@ -125,9 +137,9 @@ def test_estep_same_result_for_any_thread_count(rng):
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        a = K.estep_expgauss(indptr, dt, r2, mu, 0.4, 0.2, 100.0, 64)
+        a = K.estep_expgauss(indptr, dt, r2, NO_PAR, NO_W, mu, 0.4, 0.2, 100.0, 64)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        b = K.estep_expgauss(indptr, dt, r2, mu, 0.4, 0.2, 100.0, 64)
+        b = K.estep_expgauss(indptr, dt, r2, NO_PAR, NO_W, mu, 0.4, 0.2, 100.0, 64)
     finally:
         numba.set_num_threads(before)
     for u, v in zip(a, b):
@@ -183,8 +195,30 @@ def test_loglik_matches_naive(small_city):
     lam, pbg, _ = naive.estep_expgauss(ev.t, x, y, m._mu_events, m.theta_, m.omega_, m.sigma_m_, m.max_days_, m.max_distance_m_)
     n_bg = m.background_rate_ * (ev.t[-1] - ev.t[0])
     ll = naive.loglik_expgauss(lam, ev.t, ev.t[-1], n_bg, m.theta_, m.omega_)
-    assert m.log_likelihood_ == pytest.approx(ll, rel=1e-9)
-    np.testing.assert_allclose(m.background_probability_, pbg, rtol=1e-9)
+    # the fit stores pair lags and squared distances in float32: 1e-6 relative (see msepp._PAIR_DTYPE)
+    assert m.log_likelihood_ == pytest.approx(ll, rel=1e-6)
+    np.testing.assert_allclose(m.background_probability_, pbg, rtol=1e-6)
+
+
+@pytest.mark.parametrize("trigger", ["exp-gauss", "histogram"])
+def test_float32_pairs_fit_equals_float64_fit(small_city, monkeypatch, trigger):
+    """Stated tolerance of the float32 pair storage: fits converged tightly agree with float64 pairs to 1e-5
+    (the histogram's slower EM is stopped at 1e-9, where its own tail leaves 1e-4)."""
+    df, ev, grid = small_city
+    tol = 1e-11 if trigger == "exp-gauss" else 1e-9
+    kw = dict(trigger=trigger, bandwidth_m=300.0, max_days=40.0, max_distance_m=500.0, tol=tol, max_iter=2000)
+    a = SEPP(**kw).fit(ev, grid)
+    monkeypatch.setattr(msepp, "_PAIR_DTYPE", np.float64)
+    b = SEPP(**kw).fit(ev, grid)
+    assert a.converged_ and b.converged_
+    rel = 1e-5 if trigger == "exp-gauss" else 1e-4
+    assert a.theta_ == pytest.approx(b.theta_, rel=rel)
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-8)
+    np.testing.assert_allclose(a.background_probability_, b.background_probability_, rtol=10 * rel, atol=1e-6)
+    if trigger == "exp-gauss":
+        assert a.omega_ == pytest.approx(b.omega_, rel=rel) and a.sigma_m_ == pytest.approx(b.sigma_m_, rel=rel)
+    else:
+        np.testing.assert_allclose(a.trigger_time_profile_, b.trigger_time_profile_, rtol=rel, atol=1e-12)
 
 
 def test_truncated_fit_matches_untruncated_reference(small_city):
@@ -367,14 +401,16 @@ def test_weighted_estep_equals_duplicated_events(rng):
     pairs = msepp.candidate_pairs(t, x, y, 10.0, 300.0, parents=True)
     dup = msepp.candidate_pairs(t[rep], x[rep], y[rep], 10.0, 300.0)
     wt = k.astype(float)
-    lam, pbg, s = K.estep_expgauss_weighted(*pairs, wt, mu, 0.4, 0.3, 80.0, 7)
-    lam_d, pbg_d, s_d = K.estep_expgauss(*dup, mu[rep], 0.4, 0.3, 80.0, 11)
+    lam, pbg, s = K.estep_expgauss(*pairs, wt, mu, 0.4, 0.3, 80.0, 7)
+    lam_d, pbg_d, s_d = K.estep_expgauss(*dup, NO_PAR, NO_W, mu[rep], 0.4, 0.3, 80.0, 11)
     assert np.allclose(lam[rep], lam_d, rtol=1e-12) and np.allclose(pbg[rep], pbg_d, rtol=1e-12)
     assert np.allclose(s, s_d, rtol=1e-10)
     t_edges, d_edges = np.array([0.0, 1.0, 4.0, 10.0]), np.array([0.0, 50.0, 150.0, 300.0])
     rate, dens = np.array([0.2, 0.05, 0.01]), np.array([3e-5, 1e-5, 2e-6])
-    h = K.estep_histogram_weighted(*pairs, wt, mu, rate, t_edges, dens, d_edges**2, 5)
-    h_d = K.estep_histogram(*dup, mu[rep], rate, t_edges, dens, d_edges**2, 9)
+    b1 = K.pair_bins(pairs[1], pairs[2], t_edges, d_edges**2, 3)
+    b2 = K.pair_bins(dup[1], dup[2], t_edges, d_edges**2, 3)
+    h = K.estep_histogram(pairs[0], *b1, pairs[3], wt, mu, rate, dens, 5)
+    h_d = K.estep_histogram(dup[0], *b2, NO_PAR, NO_W, mu[rep], rate, dens, 9)
     assert np.allclose(h[0][rep], h_d[0], rtol=1e-12)
     assert np.allclose(h[2], h_d[2], rtol=1e-10) and np.allclose(h[3], h_d[3], rtol=1e-10)
 
