@@ -137,8 +137,9 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
             ixhi = min(int(math.floor((qxj + half - x0) / size)), nbx - 1)
             if ixhi < ixlo:
                 continue
-            lo = start[iy * nbx + ixlo]
-            hi = start[iy * nbx + ixhi + 1]
+            # unsigned positions: no negative-index wrap-around test in the loop
+            lo = np.uint64(start[iy * nbx + ixlo])
+            hi = np.uint64(start[iy * nbx + ixhi + 1])
             if kind == 0:
                 for p in range(lo, hi):
                     dx = qxj - xs[p]
