@@ -46,3 +46,48 @@ def test_simulate(benchmark, rate):
     rg.simulate(n_days=5, seed=0)  # compile
     df = benchmark.pedantic(lambda: rg.simulate(n_days=365, background_rate=rate, theta=0.3, seed=1), rounds=3, iterations=1)
     benchmark.extra_info["n_events"] = len(df)
+
+
+# --------------------------------------------------------------------------- #
+# the cold H3 path (issue 17): neighbour tables and event assignment
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def city_grid():
+    df = rg.simulate(n_days=365, background_rate=49_000 * 0.7 / 365, theta=0.3, seed=1)
+    ev = rg.EventSet.from_frame(df, category="category")
+    return df, rg.HexGrid.from_events(ev, resolution=10, buffer_rings=1)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("how", ["local_ij", "h3_grid_ring"])
+def test_neighbour_table(benchmark, city_grid, how, k):
+    """``HexGrid.neighbours(k)`` on a fresh grid (local IJ + Numba) beside the per-cell ``h3.grid_ring`` walk."""
+    _, grid = city_grid
+    benchmark.group = f"neighbour table k={k}, {len(grid):,} cells res 10"
+    rg.HexGrid(grid.cells, 10).neighbours(k)  # compile
+
+    def run():
+        g = rg.HexGrid(grid.cells, 10)
+        return g._neighbours_local_ij(k) if how == "local_ij" else g._neighbours_h3(k)
+
+    out = benchmark.pedantic(run, rounds=3 if how == "h3_grid_ring" else 10, iterations=1)
+    ref = rg.HexGrid(grid.cells, 10)._neighbours_h3(k)
+    assert all(np.array_equal(a, b) for a, b in zip(out, ref))
+    benchmark.extra_info["n_cells"] = len(grid)
+
+
+@pytest.mark.parametrize("how", ["latlng_to_cells", "h3_per_point"])
+def test_assign_49k(benchmark, city_grid, how):
+    """H3 cell of ~49k event points at res 10: riskgrid's hashed distinct points beside one h3 call per point."""
+    df, _ = city_grid
+    lat, lon = df["lat"].to_numpy(), df["lon"].to_numpy()
+    benchmark.group = f"H3 assignment, {lat.size:,} points res 10"
+    from h3.api import numpy_int as h3i
+
+    def per_point():
+        return np.array([h3i.latlng_to_cell(a, b, 10) for a, b in zip(lat, lon)], dtype=np.uint64)
+
+    f = (lambda: rg.latlng_to_cells(lat, lon, 10)) if how == "latlng_to_cells" else per_point
+    out = benchmark.pedantic(f, rounds=5, iterations=1)
+    assert out.size == lat.size
+    benchmark.extra_info["n_points"] = int(lat.size)
