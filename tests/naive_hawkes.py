@@ -101,3 +101,51 @@ def predict_naive(t, cell, typ, D, mu, theta, omega, w, start, horizon, wt=None,
                 for l in range(K):
                     out[l, c] += theta[typ[i], l] * w[r] * f
     return out
+
+
+def nb_marginal_naive(B, m, nu):
+    """Negative-binomial log marginal (without ``-lgamma(B + 1)``) and its first two ``nu``-derivatives, by scipy."""
+    from scipy.special import digamma, gammaln, polygamma
+
+    B, m = np.asarray(B, float), np.asarray(m, float)
+    a = nu * m
+    val = float(np.sum(gammaln(B + a) - gammaln(a) + a * np.log(nu / (1.0 + nu)) - B * np.log1p(nu)))
+    d1 = float(np.sum(m * (digamma(B + a) - digamma(a) + np.log(nu / (1 + nu))) + (m - B) / (1 + nu)))
+    d2 = float(np.sum(m * m * (polygamma(1, B + a) - polygamma(1, a)) + m / (nu * (1 + nu)) - (m - B) / (1 + nu) ** 2))
+    return val, d1, d2
+
+
+def best_log_nu_naive(B, m, bounds=(-7.0, 8.0)):
+    """``log nu`` maximising the negative-binomial marginal of ``B`` given ``m`` (scipy's bounded Brent, plus the bounds)."""
+    from scipy.optimize import minimize_scalar
+
+    f = lambda z: -nb_marginal_naive(B, m, np.exp(z))[0]  # noqa: E731
+    res = minimize_scalar(f, bounds=bounds, method="bounded", options={"xatol": 1e-12})
+    return min([(float(res.x), float(res.fun))] + [(b, f(b)) for b in bounds], key=lambda v: v[1])[0]
+
+
+def gap_mixture_naive(g, b, lam, pi, n_iter, rtol):
+    """Two-exponential gap mixture EM, plain numpy (fast rate ``lam``, fixed slow densities ``b``)."""
+    for it in range(n_iter):
+        a = pi * lam * np.exp(-lam * g)
+        s = a + (1 - pi) * b
+        p = np.where(s > 0, a / np.where(s > 0, s, 1.0), 0.0)
+        pi = p.sum() / g.size
+        lam_new = p.sum() / np.dot(p, g)
+        done = abs(lam_new - lam) <= rtol * lam
+        lam = lam_new
+        if done:
+            return lam, it + 1
+    return lam, n_iter
+
+
+def trigger_sum_em_naive(g, cell_type, wt, C, window, n_ct, theta, n_iter):
+    """Profile EM of theta and backgrounds given the trigger sums, plain numpy, ``n_iter`` steps."""
+    mu = np.bincount(cell_type, weights=wt, minlength=n_ct) / (2.0 * window)
+    for _ in range(n_iter):
+        lam = mu[cell_type] + theta * g
+        pt = np.where(lam > 0, theta * g / np.where(lam > 0, lam, 1.0), 0.0)
+        theta = float(np.dot(wt, pt) / C)
+        mu = np.bincount(cell_type, weights=wt * (1.0 - pt), minlength=n_ct) / window
+    lam = mu[cell_type] + theta * g
+    return mu, theta, float(np.dot(wt, np.log(lam))) - window * float(mu.sum()) - theta * C

@@ -32,9 +32,10 @@ import math
 
 import numpy as np
 
-from ._jit import jit_parallel, prange
+from ._jit import jit, jit_parallel, prange
 
-__all__ = ["build_streams", "hawkes_estep", "spread_to_neighbours"]
+__all__ = ["build_streams", "gap_mixture_em", "hawkes_estep", "nb_marginal_terms", "ring_sums", "spread_to_neighbours",
+           "trigger_sum_em"]
 
 
 @jit_parallel
@@ -291,3 +292,239 @@ def spread_to_neighbours(values, nb_ptr, nb_idx, nb_ring, w):
             for k in range(K):
                 out[c, k] += wr * values[n, k]
     return out
+
+
+@jit_parallel
+def ring_sums(values, nb_ptr, nb_idx, nb_ring, R):
+    """Sum of per-cell values over each ring of every cell's neighbourhood.
+
+    Parameters
+    ----------
+    values : (n_cells, K) float64
+    nb_ptr, nb_idx, nb_ring : int64
+        Neighbour CSR within ``R`` rings (see :func:`hawkes_estep`).
+    R : int
+        Largest ring.
+
+    Returns
+    -------
+    (n_cells, R + 1, K) float64
+        ``out[c, r, k] = sum of values[n, k]`` over the in-grid cells ``n`` at
+        ring ``r`` of ``c`` (added in neighbour order).
+    """
+    n_cells, K = values.shape
+    out = np.zeros((n_cells, R + 1, K))
+    for c in prange(n_cells):
+        for q in range(nb_ptr[c], nb_ptr[c + 1]):
+            r = nb_ring[q]
+            n = nb_idx[q]
+            for k in range(K):
+                out[c, r, k] += values[n, k]
+    return out
+
+
+@jit
+def _digamma_trigamma(x):
+    """Digamma and trigamma of ``x > 0`` (recurrence to x >= 6, then the asymptotic series; error < 1e-10)."""
+    psi = 0.0
+    tri = 0.0
+    while x < 6.0:
+        psi -= 1.0 / x
+        tri += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    psi += math.log(x) - 0.5 * inv - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (
+        1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0 - inv2 * 691.0 / 32760.0)))))
+    tri += inv + 0.5 * inv2 + inv * inv2 * (1.0 / 6.0 - inv2 * (1.0 / 30.0 - inv2 * (
+        1.0 / 42.0 - inv2 * (1.0 / 30.0 - inv2 * 5.0 / 66.0))))
+    return psi, tri
+
+
+#: fixed number of chunks of the negative-binomial sums (same result for any thread count)
+_NB_CHUNKS = 64
+
+
+@jit_parallel
+def nb_marginal_terms(B, m, nu, derivatives):
+    """Negative-binomial (gamma-Poisson) log marginal of counts ``B > 0`` with means ``m``, and its derivatives.
+
+    The marginal of one count is ``lgamma(B + a) - lgamma(a) + a log(nu / (1 + nu))
+    - B log(1 + nu) - lgamma(B + 1)`` with ``a = nu m`` (the last term, free of
+    ``nu``, is left out). Counts of zero contribute ``nu m log(nu / (1 + nu))``
+    alone and are summed by the caller.
+
+    Parameters
+    ----------
+    B, m : (n,) float64
+        Positive counts (expected, need not be integers) and positive prior means.
+    nu : float
+        Prior strength (> 0).
+    derivatives : bool
+        ``False``: the value only (first output); ``True``: the first and second
+        derivatives in ``nu`` only (last two outputs; the value is 0).
+
+    Returns
+    -------
+    value, d_nu, d_nu2 : float
+        Summed over the entries in a fixed order of fixed chunks.
+    """
+    n = B.size
+    L = math.log(nu / (1.0 + nu))
+    l1p = math.log1p(nu)
+    inv1 = 1.0 / (1.0 + nu)
+    parts = np.zeros((_NB_CHUNKS, 3))
+    for h in prange(_NB_CHUNKS):
+        i0 = h * n // _NB_CHUNKS
+        i1 = (h + 1) * n // _NB_CHUNKS
+        v = 0.0
+        d1 = 0.0
+        d2 = 0.0
+        for i in range(i0, i1):
+            mi = m[i]
+            bi = B[i]
+            a = nu * mi
+            if derivatives:
+                p1, t1 = _digamma_trigamma(bi + a)
+                p0, t0 = _digamma_trigamma(a)
+                d1 += mi * (p1 - p0 + L) + (mi - bi) * inv1
+                d2 += mi * mi * (t1 - t0) + mi * inv1 / nu - (mi - bi) * inv1 * inv1
+            else:
+                v += math.lgamma(bi + a) - math.lgamma(a) + a * L - bi * l1p
+        parts[h, 0] = v
+        parts[h, 1] = d1
+        parts[h, 2] = d2
+    out = np.zeros(3)
+    for h in range(_NB_CHUNKS):
+        for j in range(3):
+            out[j] += parts[h, j]
+    return out[0], out[1], out[2]
+
+
+@jit_parallel
+def gap_mixture_em(g, b, lam, pi, n_iter, rtol):
+    """EM for the rate of the fast component of a two-exponential mixture of gaps.
+
+    Gap ``g[i]`` (days, > 0) has density ``pi lam e^{-lam g} + (1 - pi) b[i]``
+    where ``b[i] = r_i e^{-r_i g_i}`` is the (fixed) slow component.
+
+    Parameters
+    ----------
+    g, b : (n,) float64
+    lam, pi : float
+        Start rate (per day) and weight of the fast component.
+    n_iter : int
+        Most EM steps.
+    rtol : float
+        Stop when the rate changes by at most ``rtol`` (relative).
+
+    Returns
+    -------
+    lam : float
+        Fast rate, per day; NaN when no gap is given to the fast component.
+    n_steps : int
+    """
+    n = g.size
+    parts = np.zeros((_NB_CHUNKS, 2))
+    for it in range(n_iter):
+        for h in prange(_NB_CHUNKS):
+            i0 = h * n // _NB_CHUNKS
+            i1 = (h + 1) * n // _NB_CHUNKS
+            sp = 0.0
+            spg = 0.0
+            for i in range(i0, i1):
+                a = pi * lam * math.exp(-lam * g[i])
+                s = a + (1.0 - pi) * b[i]
+                if s > 0.0:
+                    p = a / s
+                    sp += p
+                    spg += p * g[i]
+            parts[h, 0] = sp
+            parts[h, 1] = spg
+        sp = 0.0
+        spg = 0.0
+        for h in range(_NB_CHUNKS):
+            sp += parts[h, 0]
+            spg += parts[h, 1]
+        if not sp > 0.0:
+            return np.nan, it + 1
+        pi = sp / n
+        lam_new = sp / spg
+        done = abs(lam_new - lam) <= rtol * lam
+        lam = lam_new
+        if done:
+            return lam, it + 1
+    return lam, n_iter
+
+
+@jit
+def trigger_sum_em(g, cell_type, wt, C, window, n_ct, theta, n_iter, rtol):
+    """Profile fit of theta and per-(cell, type) backgrounds given every event's trigger sum.
+
+    Intensity at event ``i``: ``mu[cell_type[i]] + theta g[i]``; the
+    compensator is ``window sum(mu) + theta C``. EM from ``mu = counts / (2
+    window)``.
+
+    Parameters
+    ----------
+    g : (N,) float64
+        Trigger sum at each event (``omega sum e^{-omega dt}``, per day).
+    cell_type : (N,) int64
+    wt : (N,) float64
+        Event weights.
+    C : float
+        Weighted expected number of offspring per unit theta in the window.
+    window : float
+        Days.
+    n_ct : int
+        Number of (cell, type) pairs.
+    theta : float
+        Start value.
+    n_iter : int
+        Most EM steps.
+    rtol : float
+        Stop when theta and the total background change by at most ``rtol`` (relative).
+
+    Returns
+    -------
+    mu : (n_ct,) float64
+        Backgrounds, events/day.
+    theta : float
+    loglik : float
+        Log-likelihood at the returned parameters (``-inf`` if an intensity is 0).
+    """
+    N = g.size
+    mu = np.zeros(n_ct)
+    for i in range(N):
+        mu[cell_type[i]] += wt[i]
+    for c in range(n_ct):
+        mu[c] /= 2.0 * window
+    acc = np.zeros(n_ct)
+    for _ in range(n_iter):
+        for c in range(n_ct):
+            acc[c] = 0.0
+        spt = 0.0
+        for i in range(N):
+            lam = mu[cell_type[i]] + theta * g[i]
+            pt = theta * g[i] / lam if lam > 0.0 else 0.0
+            spt += wt[i] * pt
+            acc[cell_type[i]] += wt[i] * (1.0 - pt)
+        theta_new = spt / C if C > 0.0 else 0.0
+        tot_old = 0.0
+        tot = 0.0
+        for c in range(n_ct):
+            tot_old += mu[c]
+            mu[c] = acc[c] / window
+            tot += mu[c]
+        done = abs(theta_new - theta) <= rtol * max(theta, 1e-300) and abs(tot - tot_old) <= rtol * tot
+        theta = theta_new
+        if done:
+            break
+    ll = 0.0
+    for i in range(N):
+        lam = mu[cell_type[i]] + theta * g[i]
+        ll += wt[i] * math.log(lam) if lam > 0.0 else -np.inf
+    tot = 0.0
+    for c in range(n_ct):
+        tot += mu[c]
+    return mu, theta, ll - window * tot - theta * C

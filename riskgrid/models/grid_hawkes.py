@@ -15,13 +15,13 @@ import math
 import warnings
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
-from ..kernels.hawkes import build_streams, hawkes_estep, spread_to_neighbours
+from ..kernels.hawkes import (build_streams, gap_mixture_em, hawkes_estep, nb_marginal_terms, ring_sums,
+                              spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from .uncertainty import interval_dataset, sample_interval, zone_sums
 
@@ -54,7 +54,8 @@ _TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
 _TIME_UNIT_SHARE = 0.95
 #: EM steps on the trigger sums (omega fixed) before a start candidate is scored
 _START_STEPS = 100
-#: conditional EM steps (omega fixed) before a start candidate is scored
+#: ... stopped earlier when theta and the total background change by less than this (relative)
+_START_RTOL = 0.0
 
 
 def time_resolution_days(t: np.ndarray) -> float:
@@ -86,22 +87,7 @@ def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
         return np.nan
     n_c = np.bincount(cell, weights=wt)
     r = (n_c / window)[cell[1:][same][ok]]
-    v = np.ones(g.size)
-    lam = 10.0 / float(np.average(g, weights=v))
-    pi = 0.3
-    for _ in range(n_iter):
-        a = pi * lam * np.exp(-lam * g)
-        b = (1.0 - pi) * r * np.exp(-r * g)
-        p = np.where(a + b > 0, a / np.where(a + b > 0, a + b, 1.0), 0.0)
-        sp = float(np.dot(v, p))
-        if not sp > 0:
-            return np.nan
-        pi = sp / float(v.sum())
-        lam_new = sp / float(np.dot(v, p * g))
-        done = abs(lam_new - lam) <= 1e-6 * lam
-        lam = lam_new
-        if done:
-            break
+    lam, _ = gap_mixture_em(np.ascontiguousarray(g), r * np.exp(-r * g), 10.0 / float(np.mean(g)), 0.3, n_iter, 1e-6)
     return float(lam)
 
 
@@ -137,12 +123,6 @@ def _residual(p, F, n_full):
     return float(np.sqrt(sum(x * x for x in parts)))
 
 
-def _nb_marginal(B, m, nu):
-    """Negative-binomial (gamma-Poisson) log marginal likelihood of counts ``B`` with means ``m``, strength ``nu``."""
-    a = nu * m
-    return float(np.sum(gammaln(B + a) - gammaln(a) + a * np.log(nu / (1.0 + nu)) - B * np.log1p(nu)))
-
-
 class _Smoother:
     """Empirical-Bayes gamma shrinkage of per-cell background counts toward their ring neighbourhood."""
 
@@ -156,6 +136,9 @@ class _Smoother:
         n_ring = np.bincount(self.key, minlength=n_cells * (S + 1)).reshape(n_cells, S + 1).astype(float)
         self.n_cum = np.cumsum(n_ring[:, 1:], axis=1)  # (n_cells, S): cells in rings 1..s
         self.n_cells = n_cells
+        self.nb_ptr, self.nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in (nb_ptr, nb_ring))
+        self.nb_idx = np.ascontiguousarray(self.nb_idx, dtype=np.int64)
+        self.z_prev = {}  # last optimum of log(nu) per neighbourhood: Newton's start
 
     def prior_mean(self, B):
         """``m[s - 1]``: (n_cells, K) prior mean counts for neighbourhoods of ``s = 1..S`` rings."""
@@ -163,31 +146,71 @@ class _Smoother:
         g = B.mean(axis=0)
         if self.S == 0:
             return [np.broadcast_to(g, B.shape).copy()]
-        ring_sum = np.empty((n_cells, self.S + 1, K))
-        for k in range(K):
-            ring_sum[:, :, k] = np.bincount(self.key, weights=B[self.nb_idx, k], minlength=n_cells * (self.S + 1)).reshape(
-                n_cells, self.S + 1
-            )
+        ring_sum = ring_sums(np.ascontiguousarray(B, dtype=np.float64), self.nb_ptr, self.nb_idx, self.nb_ring, self.S)
         cum = np.cumsum(ring_sum[:, 1:, :], axis=1)
         return [(cum[:, s, :] + g) / (self.n_cum[:, s] + 1.0)[:, None] for s in range(self.S)]
 
     def fit(self, B):
-        """Best ``(m, nu, rings)`` by the negative-binomial marginal likelihood of the counts ``B``."""
+        """Best ``(m, nu, rings)`` by the negative-binomial marginal likelihood of the counts ``B``.
+
+        For each neighbourhood, ``log nu`` maximises the marginal by a
+        safeguarded Newton iteration (bracketing, analytic derivatives from
+        :func:`~riskgrid.kernels.hawkes.nb_marginal_terms`) started from the
+        previous call's optimum, to 1e-10 in ``log nu``; counts of zero enter
+        as one sum. A marginal increasing up to a bound ends there exactly.
+        """
         best = None
         for s, m in enumerate(self.prior_mean(B), start=1 if self.S else 0):
             ok = m > 0
             if not ok.any():
                 continue
             Bo, mo = B[ok], m[ok]
-            f = lambda z: -_nb_marginal(Bo, mo, math.exp(z))  # noqa: E731
-            res = minimize_scalar(f, bounds=_LOG_NU_BOUNDS, method="bounded", options={"xatol": 1e-10})
-            # a flat marginal (no over-dispersion: nu -> infinity) ends at the bound exactly, not near it
-            z, val = min([(float(res.x), float(res.fun))] + [(b, f(b)) for b in _LOG_NU_BOUNDS], key=lambda v: v[1])
-            if best is None or -val > best[0]:
-                best = (-val, m, math.exp(z), s)
+            pos = Bo > 0
+            b1, m1 = np.ascontiguousarray(Bo[pos]), np.ascontiguousarray(mo[pos])
+            m_zero = float(mo[~pos].sum())
+            z = self._newton(b1, m1, m_zero, self.z_prev.get(s, 0.0))
+            self.z_prev[s] = z
+            nu = math.exp(z)
+            val = nb_marginal_terms(b1, m1, nu, False)[0] + nu * m_zero * math.log(nu / (1.0 + nu))
+            if best is None or val > best[0]:
+                best = (val, m, nu, s)
         if best is None:  # no background mass anywhere
             return np.zeros_like(B), 1.0, 0
         return best[1], best[2], best[3]
+
+    @staticmethod
+    def _newton(b1, m1, m_zero, z):
+        """``log nu`` in ``_LOG_NU_BOUNDS`` maximising the marginal (see :meth:`fit`)."""
+        lo, hi = _LOG_NU_BOUNDS
+        z = min(max(z, lo), hi)
+        for _ in range(200):
+            nu = math.exp(z)
+            _, d1, d2 = nb_marginal_terms(b1, m1, nu, True)
+            inv1 = 1.0 / (1.0 + nu)
+            d1 += m_zero * (math.log(nu * inv1) + inv1)
+            d2 += m_zero * (inv1 / nu - inv1 * inv1)
+            gz = nu * d1
+            gzz = nu * d1 + nu * nu * d2
+            if gz > 0:
+                lo = z
+            else:
+                hi = z
+            if hi - lo <= 1e-10:
+                break
+            newton = gzz < 0
+            step = -gz / gzz if newton else (1.0 if gz > 0 else -1.0)
+            z_new = z + step
+            if not lo < z_new < hi:  # outside the bracket: bisect
+                z_new, newton = 0.5 * (lo + hi), False
+            # a Newton step of size h leaves an error of order h^2: stop once that is below 1e-10
+            if abs(z_new - z) <= (1e-5 if newton else 1e-10):
+                z = z_new
+                break
+            z = z_new
+        for b in _LOG_NU_BOUNDS:  # a marginal increasing up to a bound: the bound itself
+            if abs(z - b) <= 1e-9:
+                z = b
+        return z
 
 
 def _ring_sizes(R: int) -> np.ndarray:
@@ -224,6 +247,41 @@ class _Prepared:
         self.chunk_ptr = np.unique(np.concatenate([[0], cuts, [n_cells]])).astype(np.int64)
         self.n_cells = n_cells
         self.n_in = n_in
+        self._per_type = None
+
+    def per_type_layout(self):
+        """The streams for a diagonal ``theta`` (each type excites only itself), built on first use.
+
+        Every (type ``k``, cell ``c``) pair becomes a cell of its own,
+        ``k * n_cells + c``, whose neighbours are the same type's cells, so
+        the kernel runs with one type and keeps 1 instead of ``K`` sums per
+        ring: with ``K`` types an E-step costs ``1 / K`` of the general one.
+        Returns ``(order, cell_ptr, typ, wt, streams, chunk_ptr, chunk_type)``
+        where ``order[i]`` is the position in this (cell, time) order of the
+        ``i``-th event of the per-type order; every chunk holds cells of one
+        type (``chunk_type``).
+        """
+        if self._per_type is None:
+            K, n = self.K, self.n_cells
+            vcell = self.typ * n + self.cell
+            order = np.lexsort((self.t, vcell))
+            counts = np.bincount(vcell, minlength=n * K)
+            cell_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            deg = np.diff(self.nb_ptr)
+            nb_ptr = np.concatenate([[0], np.cumsum(np.tile(deg, K))]).astype(np.int64)
+            nb_idx = (self.nb_idx[None, :] + n * np.arange(K)[:, None]).ravel().astype(np.int64)
+            nb_ring = np.tile(self.nb_ring, K).astype(np.int64)
+            t = np.ascontiguousarray(self.t[order])
+            typ = np.zeros(order.size, dtype=np.int64)
+            wt = np.ascontiguousarray(self.wt[order])
+            streams = build_streams(t, typ, wt, cell_ptr, nb_ptr, nb_idx, nb_ring, 1)
+            work = np.diff(streams[0]) + counts + 1
+            cum = np.cumsum(work, dtype=np.float64)
+            cuts = np.searchsorted(cum, cum[-1] * np.arange(1, _N_CHUNKS) / _N_CHUNKS, side="right")
+            chunk_ptr = np.unique(np.concatenate([[0], cuts, n * np.arange(1, K + 1)])).astype(np.int64)
+            chunk_type = chunk_ptr[:-1] // n
+            self._per_type = (order, cell_ptr, typ, wt, streams, chunk_ptr, chunk_type)
+        return self._per_type
 
     def __len__(self):
         return self.t.size
@@ -488,6 +546,8 @@ class GridHawkes(RiskModel):
     def _estep(self, P: _Prepared, mu_ck, theta_kk, omega, w, lag):
         N = len(P)
         K = theta_kk.shape[0]
+        if K > 1 and np.array_equal(theta_kk, np.eye(K) * theta_kk[0, 0]):
+            return self._estep_per_type(P, mu_ck, float(theta_kk[0, 0]), omega, w, lag)
         nch = P.chunk_ptr.size - 1
         lam = np.empty(N)
         mu_num = np.zeros((P.n_cells, K))
@@ -498,6 +558,27 @@ class GridHawkes(RiskModel):
                      np.ascontiguousarray(mu_ck), theta_kk, float(omega), np.ascontiguousarray(w), float(lag),
                      lam, mu_num, trig, dtn, ll)
         return lam, mu_num, trig.sum(axis=0), float(dtn.sum()), float(ll.sum())
+
+    @staticmethod
+    def _estep_per_type(P: _Prepared, mu_ck, theta, omega, w, lag):
+        """:meth:`_estep` for ``theta_kk = theta * I``, on the per-type layout (same sums, ``1 / K`` of the work)."""
+        order, cell_ptr, typ, wt, (sp, st, sc, sw), chunk_ptr, chunk_type = P.per_type_layout()
+        N, K, n = len(P), P.K, P.n_cells
+        nch = chunk_ptr.size - 1
+        lam_v = np.empty(N)
+        mu_num = np.zeros((n * K, 1))
+        trig_v = np.zeros((nch, w.size, 1, 1))
+        dtn = np.zeros(nch)
+        ll = np.zeros(nch)
+        hawkes_estep(cell_ptr, typ, wt, sp, st, sc, sw, chunk_ptr,
+                     np.ascontiguousarray(np.asarray(mu_ck).T.reshape(n * K, 1)), np.full((1, 1), theta), float(omega),
+                     np.ascontiguousarray(w), float(lag), lam_v, mu_num, trig_v, dtn, ll)
+        lam = np.empty(N)
+        lam[order] = lam_v
+        trig = np.zeros((w.size, K, K))
+        for h in range(nch):  # fixed order: the same sums for any thread count
+            trig[:, chunk_type[h], chunk_type[h]] += trig_v[h, :, 0, 0]
+        return lam, mu_num.reshape(K, n).T.copy(), trig, float(dtn.sum()), float(ll.sum())
 
     @staticmethod
     def _compensator_from(P, mu_ck, theta_kk, w, per, window):
@@ -679,8 +760,8 @@ class GridHawkes(RiskModel):
         Each is scored by the profile log-likelihood of the own-cell model
         (ring 0, a scalar theta, per-cell backgrounds) at that ``omega``: one
         kernel pass gives every event's trigger sum, after which theta and the
-        backgrounds are fitted by a short EM on those sums alone (O(N) numpy
-        per step, no kernel). EM starts from the best candidate's ``omega``,
+        backgrounds are fitted by a short EM on those sums alone
+        (:func:`~riskgrid.kernels.hawkes.trigger_sum_em`, O(N) per step). EM starts from the best candidate's ``omega``,
         theta (at least 0.5 when triggering can reach other cells) and a
         uniform spill-over.
         """
@@ -689,7 +770,6 @@ class GridHawkes(RiskModel):
         hi = max(1.0 / max(self.time_resolution_days_, 10.0 / 86400.0), 10.0 * lo)
         own = _Prepared(P.t_abs, P.cell, P.typ, P.wt, P.n_cells, K, P.t0, ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
         n_ct = P.n_cells * K
-        wsum = np.bincount(own.cell_type, weights=own.wt, minlength=n_ct)
         zero_mu = np.zeros((P.n_cells, K))
         cands = {}
 
@@ -700,16 +780,7 @@ class GridHawkes(RiskModel):
                 return cands[key][0]
             g, *_ = self._estep(own, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])  # trigger sum per event
             C = float(np.dot(own.wt, -np.expm1(-omega * np.maximum(window - own.t - ctx["lag"], 0.0))))
-            theta = 0.5
-            mu = wsum / (2.0 * window)
-            for _ in range(_START_STEPS):
-                lam = mu[own.cell_type] + theta * g
-                pt = np.where(lam > 0, theta * g / np.where(lam > 0, lam, 1.0), 0.0)
-                theta = float(np.dot(own.wt, pt) / C) if C > 0 else 0.0
-                mu = np.bincount(own.cell_type, weights=own.wt * (1.0 - pt), minlength=n_ct) / window
-            lam = mu[own.cell_type] + theta * g
-            with np.errstate(divide="ignore"):
-                ll = float(np.dot(own.wt, np.log(lam))) - window * float(mu.sum()) - theta * C
+            mu, theta, ll = trigger_sum_em(g, own.cell_type, own.wt, C, window, n_ct, 0.5, _START_STEPS, _START_RTOL)
             cands[key] = (ll if np.isfinite(ll) else -np.inf, (mu.reshape(P.n_cells, K), theta, omega))
             return cands[key][0]
 

@@ -137,6 +137,95 @@ def test_spread_to_neighbours_matches_dense():
     assert np.allclose(got, W @ vals, rtol=1e-12)
 
 
+def test_per_type_estep_equals_the_general_one():
+    """Issue 17: a diagonal theta runs on the per-type layout (1 sum per ring instead of K); same statistics."""
+    from riskgrid.models.grid_hawkes import _Prepared
+
+    grid = _holey_grid(seed=4)
+    rng = np.random.default_rng(4)
+    n, K, R = 400, 3, 2
+    t = np.round(rng.uniform(0, 40, n) * 4) / 4
+    cell = rng.choice(len(grid), n)
+    typ = rng.integers(0, K, n)
+    wt = rng.integers(1, 3, n).astype(float)
+    m = GridHawkes(spillover_rings=R)
+    nb, n_in = m._neighbourhood(grid)
+    mu = rng.uniform(0.001, 0.05, (len(grid), K))
+    w = rng.uniform(0.01, 0.3, R + 1)
+    for lag in (0.0, 0.3):
+        P = _Prepared(t, cell, typ, wt, len(grid), K, -1.0, nb, n_in)
+        fast = m._estep(P, mu, np.eye(K) * 0.4, 0.7, w, lag)
+        th = np.eye(K) * 0.4
+        th[0, 1] = 1e-300  # not diagonal: the general path
+        slow = m._estep(P, mu, th, 0.7, w, lag)
+        assert np.allclose(fast[0], slow[0], rtol=1e-12, atol=0)
+        assert np.allclose(fast[1], slow[1], rtol=1e-12, atol=1e-300)
+        assert np.allclose(fast[2], slow[2], rtol=1e-12, atol=1e-12)
+        assert fast[3] == pytest.approx(slow[3], rel=1e-12) and fast[4] == pytest.approx(slow[4], rel=1e-12)
+
+
+def test_background_smoothing_kernels_match_references():
+    """ring_sums, the negative-binomial marginal and its derivatives, and the Newton optimum of nu."""
+    from naive_hawkes import best_log_nu_naive, nb_marginal_naive
+    from scipy.special import digamma, polygamma
+
+    from riskgrid.kernels.hawkes import _digamma_trigamma, nb_marginal_terms, ring_sums
+    from riskgrid.models.grid_hawkes import _Smoother
+
+    x = np.concatenate([np.geomspace(1e-9, 1e4, 300), [5.999999, 6.0, 6.000001]])
+    got = np.array([_digamma_trigamma(v) for v in x])
+    assert np.allclose(got[:, 0], digamma(x), rtol=1e-10, atol=1e-10)
+    assert np.allclose(got[:, 1], polygamma(1, x), rtol=1e-10, atol=0)
+    rng = np.random.default_rng(2)
+    B = rng.gamma(0.5, 2.0, 500) + 1e-3
+    m = rng.gamma(0.8, 1.5, 500) + 1e-4
+    for nu in (1e-3, 0.4, 7.0, 2e3):
+        v, d1, d2 = nb_marginal_naive(B, m, nu)
+        assert nb_marginal_terms(B, m, nu, False)[0] == pytest.approx(v, rel=1e-11)
+        _, g1, g2 = nb_marginal_terms(B, m, nu, True)
+        assert g1 == pytest.approx(d1, rel=1e-8, abs=1e-8 * np.abs(m).sum()) and g2 == pytest.approx(d2, rel=1e-7)
+    grid = _holey_grid(R_disk=6, drop=8, seed=5)
+    vals = rng.gamma(0.7, 3.0, (len(grid), 2)) * (rng.random((len(grid), 2)) < 0.6)  # many zero counts
+    nb_ptr, nb_idx, nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in grid.neighbours(3))
+    D = ring_matrix(grid.cells, 3)
+    ref = np.stack([(D == r).astype(float) @ vals for r in range(4)], axis=1)
+    assert np.allclose(ring_sums(vals, nb_ptr, nb_idx, nb_ring, 3), ref, rtol=1e-12, atol=0)
+    sm = _Smoother(grid, len(grid))
+    means, nu, s = sm.fit(vals)
+    # the chosen neighbourhood and strength are scipy's bounded optimum, by ring
+    cands = []
+    for k, mk in enumerate(sm.prior_mean(vals), start=1):
+        z = best_log_nu_naive(vals[mk > 0], mk[mk > 0])
+        cands.append((nb_marginal_naive(vals[mk > 0], mk[mk > 0], np.exp(z))[0], k, z))
+    best = max(cands)
+    assert s == best[1] and np.log(nu) == pytest.approx(best[2], abs=1e-6)
+    # a flat marginal (Poisson counts, no over-dispersion) ends at the upper bound exactly
+    flat = np.full((len(grid), 1), 3.0)
+    assert _Smoother(grid, len(grid)).fit(flat)[1] == pytest.approx(np.exp(8.0), rel=1e-12)
+
+
+def test_start_value_kernels_match_numpy_references():
+    from naive_hawkes import gap_mixture_naive, trigger_sum_em_naive
+
+    from riskgrid.kernels.hawkes import gap_mixture_em, trigger_sum_em
+
+    rng = np.random.default_rng(7)
+    g = np.where(rng.random(3000) < 0.3, rng.exponential(0.05, 3000), rng.exponential(5.0, 3000))
+    r = rng.uniform(0.1, 0.3, g.size)
+    b = r * np.exp(-r * g)
+    for n_iter, rtol in ((15, 0.0), (500, 1e-9)):
+        lam, k = gap_mixture_em(g, b, 1.0, 0.3, n_iter, rtol)
+        lam_ref, k_ref = gap_mixture_naive(g, b, 1.0, 0.3, n_iter, rtol)
+        assert k == k_ref and lam == pytest.approx(lam_ref, rel=1e-10)
+    n_ct = 40
+    ct = rng.integers(0, n_ct, 2000)
+    gs = rng.exponential(0.5, 2000) * (rng.random(2000) < 0.7)
+    wt = rng.integers(1, 3, 2000).astype(float)
+    mu, th, ll = trigger_sum_em(gs, ct, wt, 900.0, 100.0, n_ct, 0.5, 60, 0.0)
+    mu_r, th_r, ll_r = trigger_sum_em_naive(gs, ct, wt, 900.0, 100.0, n_ct, 0.5, 60)
+    assert np.allclose(mu, mu_r, rtol=1e-10) and th == pytest.approx(th_r, rel=1e-10) and ll == pytest.approx(ll_r, rel=1e-12)
+
+
 # --------------------------------------------------------------------------- model on small data
 @pytest.fixture(scope="module")
 def small_two_type():
