@@ -17,7 +17,7 @@ from h3.api import basic_int as _h3b
 from h3.api import numpy_int as h3i
 
 from .events import EventSet
-from .kernels.spatial import hex_ring_csr
+from .kernels.spatial import hex_ring_csr, lattice_cells
 from .geo import EARTH_RADIUS_M, LocalProjection, load_geojson, load_polygons, oriented_ring, polygon_area_m2
 
 __all__ = [
@@ -45,6 +45,12 @@ DEFAULT_MAX_PAIRS = 100_000_000
 #: h3-py's compiled ``latlng_to_cell`` (its public ``basic_int`` function is a thin Python
 #: wrapper around it that returns the same int; calling it directly saves a third of the time)
 _latlng_to_cell = getattr(getattr(h3, "_cy", None), "latlng_to_cell", None) or _h3b.latlng_to_cell
+#: Largest error (hexagon spacings) of the fitted map from the local metric frame to
+#: H3 local IJ coordinates, at the cell centres, for :meth:`HexGrid.assign` to use it
+LATTICE_MAX_RESIDUAL = 1e-3
+#: Points closer than this many times the map's error (plus 1e-9 spacings) to a cell
+#: boundary are assigned by h3 itself
+LATTICE_SAFETY = 20.0
 #: the 12 base cells (resolution 0) that are pentagons
 _PENTAGON_BASE_CELLS = frozenset(h3.get_base_cell_number(p) for p in h3.get_pentagons(0))
 
@@ -168,6 +174,8 @@ class HexGrid:
         self.resolution = int(resolution)
         self._neighbours: dict[int, tuple] = {}
         self._rings = None  # boundaries_lonlat(), built on first use
+        self._lij = None  # _local_ij(): None before, False when unavailable
+        self._lattice = None  # _lattice_map(): None before, False when unavailable
         self._vertices = None
         # identifies this (immutable) grid in EventSet's memo of assignments, across processes too
         self._token = uuid.uuid4().hex
@@ -343,15 +351,77 @@ class HexGrid:
             # same events (backtests) do not call H3 again.
             memo = events_or_lat._cells_cache
             if self._token not in memo:
-                self._remember(
-                    events_or_lat, self.index_of(latlng_to_cells(events_or_lat.lat, events_or_lat.lon, self.resolution))
-                )
+                self._remember(events_or_lat, self._assign_points(events_or_lat.lat, events_or_lat.lon))
             return memo[self._token]
         else:
             lat = events_or_lat
             if lon is None:
                 raise TypeError("assign(lat, lon) needs both arrays")
-        return self.index_of(latlng_to_cells(lat, lon, self.resolution))
+        return self._assign_points(lat, lon)
+
+    def _assign_points(self, lat, lon) -> np.ndarray:
+        """Grid position of every point (-1 outside): the fitted IJ lattice where it is sure, h3 elsewhere.
+
+        Equal to ``index_of(latlng_to_cells(lat, lon, resolution))`` (tests
+        compare on random and near-edge points of several cities): points
+        the lattice map cannot decide with a margin of
+        :data:`LATTICE_SAFETY` × its error, and every point when no map could
+        be fitted, go through h3.
+        """
+        lat = np.ascontiguousarray(lat, dtype=np.float64).ravel()
+        lon = np.ascontiguousarray(lon, dtype=np.float64).ravel()
+        lattice = self._lattice_map() if lat.size >= 1000 and np.isfinite(lat).all() and np.isfinite(lon).all() else None
+        if lattice is None:
+            return self.index_of(latlng_to_cells(lat, lon, self.resolution))
+        x, y = self.projection.forward(lat, lon)
+        out = lattice_cells(np.ascontiguousarray(x), np.ascontiguousarray(y), *lattice)
+        ask = np.flatnonzero(out == -2)
+        if ask.size:
+            out[ask] = self.index_of(latlng_to_cells(lat[ask], lon[ask], self.resolution))
+        return out
+
+    def _lattice_map(self):
+        """Arguments of :func:`~riskgrid.kernels.spatial.lattice_cells` after the grid, or ``None``.
+
+        A cubic polynomial map from :attr:`projection` metres to H3 local IJ
+        coordinates, least-squares fitted on the cell centres; refused when
+        the IJ lattice is not flat (pentagon within 10 rings, or no local IJ),
+        the grid has fewer than 50 cells, or the map misses a centre by more
+        than :data:`LATTICE_MAX_RESIDUAL` hexagon spacings (e.g. a grid
+        across two icosahedron faces, where the projection folds).
+        """
+        if self._lattice is not None:
+            return self._lattice or None
+        self._lattice = False
+        lij = self._local_ij()
+        if lij is None or lij[2] <= 10 or len(self) < 50:
+            return None
+        ci, cj = lij[0], lij[1]
+        box = (int(ci.max() - ci.min()) + 1) * (int(cj.max() - cj.min()) + 1)
+        if box > 32 * ci.size + (1 << 20):
+            return None
+        x, y = self.centroids_xy
+        sx, sy = float(x.mean()), float(y.mean())
+        scale = max(float(np.abs(x - sx).max()), float(np.abs(y - sy).max()), 1.0)
+        a, b = (x - sx) / scale, (y - sy) / scale
+        basis = np.stack([np.ones_like(a), a, b, a * a, a * b, b * b, a * a * a, a * a * b, a * b * b, b * b * b], axis=1)
+        coef, *_ = np.linalg.lstsq(basis, np.c_[ci, cj].astype(float), rcond=None)
+        fu, fv = (basis @ coef).T
+        du, dv = fu - ci, fv - cj
+        resid = float(np.sqrt((du - 0.5 * dv) ** 2 + 0.75 * dv**2).max())  # hexagonal metric, spacing 1
+        if not resid <= LATTICE_MAX_RESIDUAL:
+            return None
+        imin, jmin = int(ci.min()), int(cj.min())
+        w, hgt = int(ci.max()) - imin + 1, int(cj.max()) - jmin + 1
+        table = np.full(w * hgt, -1, dtype=np.int64)
+        table[(ci - imin) * hgt + (cj - jmin)] = np.arange(ci.size)
+        pad = 3.0 * self.edge_length_m * 1.2  # beyond the outermost centres by more than a cell's radius
+        self._lattice = (
+            sx, sy, scale, np.ascontiguousarray(coef[:, 0]), np.ascontiguousarray(coef[:, 1]), table, imin, jmin, w, hgt,
+            LATTICE_SAFETY * resid + 1e-9,
+            float(x.min()) - pad, float(x.max()) + pad, float(y.min()) - pad, float(y.max()) + pad,
+        )
+        return self._lattice
 
     def _remember(self, events: EventSet, cells: np.ndarray) -> None:
         """Store ``cells`` (this grid's index of every event) in the EventSet's memo (4 grids at most)."""
@@ -405,6 +475,27 @@ class HexGrid:
         is far larger than the grid. Tested against ``h3.grid_ring`` on every
         cell of several cities and resolutions.
         """
+        lij = self._local_ij()
+        if lij is None or lij[2] <= 2 * k + 2:
+            return None
+        ci, cj = lij[0], lij[1]
+        box = (int(ci.max() - ci.min()) + 1 + 2 * k) * (int(cj.max() - cj.min()) + 1 + 2 * k)
+        if box > 32 * ci.size + (1 << 20):
+            return None
+        return hex_ring_csr(ci, cj, int(k))
+
+    def _local_ij(self):
+        """H3 local IJ coordinates ``(ci, cj, pentagon_rings)`` of every cell against the middle cell, or ``None``.
+
+        ``None`` when a cell lies in a pentagon base cell or h3 cannot give
+        coordinates for some cell (too far from the anchor). ``pentagon_rings``
+        is the smallest grid distance (rings, in IJ) from a cell of the grid to
+        a pentagon of this resolution (``inf`` when none is in reach). One h3
+        call per cell, once per grid.
+        """
+        if self._lij is not None:
+            return self._lij or None
+        self._lij = False
         cells = self.cells
         base = np.unique((cells >> np.uint64(45)) & np.uint64(127))  # H3 index bits 45-51: the base cell
         if set(base.tolist()) & _PENTAGON_BASE_CELLS:
@@ -416,18 +507,17 @@ class HexGrid:
         except (h3.H3BaseException, ValueError):
             return None
         ci, cj = np.ascontiguousarray(ij[:, 0]), np.ascontiguousarray(ij[:, 1])
-        box = (int(ci.max() - ci.min()) + 1 + 2 * k) * (int(cj.max() - cj.min()) + 1 + 2 * k)
-        if box > 32 * cells.size + (1 << 20):
-            return None
+        ci.flags.writeable = cj.flags.writeable = False
+        pent = np.inf
         for p in h3.get_pentagons(self.resolution):
             try:
                 pi, pj = f(anchor, h3.str_to_int(p) if isinstance(p, str) else int(p))
             except (h3.H3BaseException, ValueError):
                 continue  # too far to be given IJ coordinates: far from the grid
             di, dj = ci - pi, cj - pj
-            if int((np.maximum(np.maximum(di, dj), 0) - np.minimum(np.minimum(di, dj), 0)).min()) <= 2 * k + 2:
-                return None
-        return hex_ring_csr(ci, cj, int(k))
+            pent = min(pent, float((np.maximum(np.maximum(di, dj), 0) - np.minimum(np.minimum(di, dj), 0)).min()))
+        self._lij = (ci, cj, pent)
+        return self._lij
 
     def _neighbours_h3(self, k: int):
         """:meth:`neighbours` by walking ``h3.grid_ring`` around every cell (any grid, pentagons included)."""

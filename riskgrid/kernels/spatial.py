@@ -9,7 +9,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["build_hash_grid", "hash_points", "hex_distance_ij", "hex_ring_csr"]
+__all__ = ["build_hash_grid", "hash_points", "hex_distance_ij", "hex_ring_csr", "cubic_basis", "lattice_cells"]
 
 
 @jit
@@ -174,3 +174,82 @@ def hex_ring_csr(ci, cj, k):
                     ring[p] = r
                     p += 1
     return indptr, indices, ring
+
+
+@jit
+def cubic_basis(a, b, out):
+    """The 10 monomials of degree <= 3 in ``(a, b)``: 1, a, b, a², ab, b², a³, a²b, ab², b³."""
+    out[0] = 1.0
+    out[1] = a
+    out[2] = b
+    out[3] = a * a
+    out[4] = a * b
+    out[5] = b * b
+    out[6] = a * a * a
+    out[7] = a * a * b
+    out[8] = a * b * b
+    out[9] = b * b * b
+
+
+@jit
+def lattice_cells(x, y, sx, sy, scale, cu, cv, table, imin, jmin, w, hgt, tol, xlo, xhi, ylo, yhi):
+    """Grid cell of points from a fitted map to H3 local IJ coordinates, or "ask h3".
+
+    Each point ``(x, y)`` (metres) is mapped to continuous IJ coordinates by
+    the cubic polynomials ``cu``, ``cv`` in ``((x - sx) / scale, (y - sy) /
+    scale)``; its cell is the nearest lattice point in the hexagonal metric
+    (IJ axes 120° apart, neighbours 1 apart): H3 cells are the hexagons
+    around those points. A point whose distance to the boundary between its
+    two nearest lattice points is within ``tol`` (lattice units: the map's
+    error bound plus rounding) is left to the caller.
+
+    Returns int64 per point: the cell's position (``table[(i - imin) * hgt +
+    (j - jmin)]``), ``-1`` when the point is certainly outside the grid
+    (outside ``[xlo, xhi] × [ylo, yhi]`` or its lattice cell not in the grid),
+    ``-2`` when undecided.
+    """
+    n = x.size
+    out = np.empty(n, dtype=np.int64)
+    basis = np.empty(10, dtype=np.float64)
+    s3 = math.sqrt(3.0) / 2.0
+    for p in range(n):
+        if not (x[p] >= xlo and x[p] <= xhi and y[p] >= ylo and y[p] <= yhi):
+            out[p] = -1
+            continue
+        cubic_basis((x[p] - sx) / scale, (y[p] - sy) / scale, basis)
+        u = 0.0
+        v = 0.0
+        for c in range(10):
+            u += cu[c] * basis[c]
+            v += cv[c] * basis[c]
+        i0 = int(math.floor(u))
+        j0 = int(math.floor(v))
+        best = np.inf
+        second = np.inf
+        bi = 0
+        bj = 0
+        for di in range(-1, 3):
+            for dj in range(-1, 3):
+                fu = u - (i0 + di)
+                fv = v - (j0 + dj)
+                px = fu - 0.5 * fv
+                py = s3 * fv
+                d = px * px + py * py
+                if d < best:
+                    second = best
+                    best = d
+                    bi = i0 + di
+                    bj = j0 + dj
+                elif d < second:
+                    second = d
+        # distance to the bisector of the two nearest lattice points (1 apart)
+        if 0.5 * (second - best) <= tol:
+            out[p] = -2
+            continue
+        ii = bi - imin
+        jj = bj - jmin
+        if ii < 0 or ii >= w or jj < 0 or jj >= hgt:
+            out[p] = -1
+        else:
+            out[p] = table[ii * hgt + jj]
+    return out

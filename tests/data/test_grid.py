@@ -326,3 +326,48 @@ def test_cell_ids_centroids_and_areas_equal_h3_per_cell(rng, res):
     ll = np.array([h3.api.basic_int.cell_to_latlng(int(c)) for c in grid.cells])
     np.testing.assert_array_equal(np.column_stack(grid.centroids_latlon), ll)
     np.testing.assert_array_equal(grid.area_m2, [h3.cell_area(h3.int_to_str(int(c)), unit="m^2") for c in grid.cells])
+
+
+@pytest.mark.parametrize("city", sorted(CITIES))
+@pytest.mark.parametrize("res", [8, 10, 12])
+def test_lattice_assignment_equals_h3_on_random_and_near_edge_points(rng, city, res):
+    lat0, lon0 = CITIES[city]
+    sd = 0.01 if res == 12 else 0.04
+    grid = _city_grid(rng, lat0, lon0, res, sd=sd, n=3000)
+    assert grid._lattice_map() is not None  # the fast path is what is tested here
+    sub = grid.cells[rng.choice(len(grid), 60, replace=False)]
+    ep = np.concatenate([_near_edge_points(sub, eps) for eps in (1e-7, 1e-9, 1e-11)])
+    lat = np.concatenate([ep[:, 0], lat0 + rng.normal(0, 1.3 * sd, 5000), [10.0, -60.0]])  # some far away
+    lon = np.concatenate([ep[:, 1], lon0 + rng.normal(0, 1.3 * sd, 5000), [10.0, 120.0]])
+    f = h3.api.basic_int.latlng_to_cell
+    expected = grid.index_of(np.array([f(a, b, res) for a, b in zip(lat.tolist(), lon.tolist())], dtype=np.uint64))
+    np.testing.assert_array_equal(grid.assign(lat, lon), expected)
+    assert (expected >= 0).mean() > 0.2 and (expected == -1).any()
+
+
+def test_lattice_assignment_across_base_cells_and_faces(rng):
+    # grids around res-0 cell vertices: seams between base cells and icosahedron faces;
+    # the map is refused where it cannot be fitted, and exact where it is used
+    pent = {h3.get_base_cell_number(p) for p in h3.get_pentagons(0)}
+    used = refused = 0
+    for c in sorted(h3.get_res0_cells())[:40]:
+        if h3.get_base_cell_number(c) in pent:
+            continue
+        lat0, lon0 = h3.cell_to_boundary(c)[0]
+        if abs(lat0) > 75:
+            continue
+        grid = _city_grid(rng, lat0, lon0, 8, sd=0.2, n=2000)
+        lat = np.concatenate([lat0 + rng.normal(0, 0.25, 1500), _near_edge_points(grid.cells[:20], 1e-9)[:, 0]])
+        lon = np.concatenate([lon0 + rng.normal(0, 0.25, 1500), _near_edge_points(grid.cells[:20], 1e-9)[:, 1]])
+        used, refused = (used + 1, refused) if grid._lattice_map() is not None else (used, refused + 1)
+        np.testing.assert_array_equal(grid.assign(lat, lon), grid.index_of(rg.latlng_to_cells(lat, lon, 8)))
+    assert used >= 5
+
+
+def test_lattice_assignment_near_a_pentagon_uses_h3(rng):
+    p = h3.str_to_int(h3.get_pentagons(8)[7])
+    grid = HexGrid(np.asarray(h3.api.basic_int.grid_disk(p, 6), dtype=np.uint64), 8)
+    assert grid._lattice_map() is None
+    lat0, lon0 = h3.api.basic_int.cell_to_latlng(p)
+    lat, lon = lat0 + rng.normal(0, 0.05, 2000), lon0 + rng.normal(0, 0.05, 2000)
+    np.testing.assert_array_equal(grid.assign(lat, lon), grid.index_of(rg.latlng_to_cells(lat, lon, 8)))
