@@ -48,7 +48,7 @@ same number of cells is the same area to that precision).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import h3
 import numpy as np
@@ -94,6 +94,13 @@ class Zone:
     exact : bool
         True when the zone is the proven best set given the zones before it
         (compact mode; always False in greedy mode).
+    risk_lo, risk_hi : float
+        Central interval of the zone's *total* count (events; NaN until
+        :meth:`ZoneSet.with_interval` sets it): from the model's zone-level
+        interval (the sum of the cells' quantiles is not the quantile of
+        the sum).
+    p_any : float
+        Probability of at least one event in the zone in the window (NaN until set).
     """
 
     cells: np.ndarray
@@ -105,6 +112,9 @@ class Zone:
     share: float = float("nan")
     best_same_area_share: float = float("nan")
     exact: bool = False
+    risk_lo: float = float("nan")
+    risk_hi: float = float("nan")
+    p_any: float = float("nan")
 
     def __len__(self) -> int:
         return int(self.cells.size)
@@ -137,6 +147,9 @@ class ZoneSet:
         compact mode, ``max_diameter_m`` used.
     n_grid_cells : int
         Number of cells of the grid.
+    interval_level, interval_method : float, str or None
+        Level and method of the zones' intervals (``Zone.risk_lo`` ...);
+        ``None`` when they have none (see :meth:`with_interval`).
     """
 
     zones: list
@@ -146,6 +159,33 @@ class ZoneSet:
     best_unconstrained_share: float
     params: dict = field(default_factory=dict)
     n_grid_cells: int = 0
+    interval_level: float | None = None
+    interval_method: str | None = None
+
+    def with_interval(self, lo, hi, p_any, level: float, method: str) -> "ZoneSet":
+        """A copy whose zones carry the interval of their total count and ``P(at least one event)``.
+
+        Parameters
+        ----------
+        lo, hi, p_any : sequence of float
+            One value per zone, zone ``k`` at position ``k - 1`` (as the
+            ``zone_lo``, ``zone_hi``, ``zone_p_any`` of a model's
+            ``predict_interval(..., zones=zoneset.cell_zone - 1)``).
+        level : float
+            Probability of the central interval, in (0, 1).
+        method : str
+            How it was computed (e.g. ``"poisson"``, the forward simulation).
+        """
+        lo, hi, pa = (np.asarray(v, dtype=np.float64).ravel() for v in (lo, hi, p_any))
+        n = len(self.zones)
+        if not lo.size == hi.size == pa.size == n:
+            raise ValueError(f"need one interval per zone ({n}), got {lo.size}, {hi.size}, {pa.size}")
+        if not 0 < float(level) < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        if (lo > hi).any() or (pa < 0).any() or (pa > 1).any():
+            raise ValueError("need lo <= hi and 0 <= p_any <= 1 for every zone")
+        zones = [replace(z, risk_lo=float(a), risk_hi=float(b), p_any=float(p)) for z, a, b, p in zip(self.zones, lo, hi, pa)]
+        return replace(self, zones=zones, interval_level=float(level), interval_method=str(method))
 
     def __len__(self) -> int:
         return len(self.zones)
@@ -175,7 +215,8 @@ class ZoneSet:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per zone: ``zone`` (1-based), ``n_cells``, ``area_km2``, ``diameter_m``,
-        ``expected_events``, ``share``, ``best_same_area_share``, ``gap_share``, ``exact``,
+        ``expected_events`` (with :meth:`with_interval`: then ``expected_events_lo``,
+        ``expected_events_hi``, ``p_any``), ``share``, ``best_same_area_share``, ``gap_share``, ``exact``,
         ``lat``/``lon`` (mean of the cell centres, degrees) and ``h3`` (space-separated ids)."""
         rows = []
         for z in self.zones:
@@ -184,9 +225,12 @@ class ZoneSet:
                 "zone": z.number, "n_cells": len(z), "area_km2": z.area_km2, "diameter_m": z.diameter_m,
                 "expected_events": z.risk, "share": z.share, "best_same_area_share": z.best_same_area_share,
                 "gap_share": z.gap_share, "exact": z.exact, "lat": lat, "lon": lon, "h3": " ".join(z.h3),
+                "expected_events_lo": z.risk_lo, "expected_events_hi": z.risk_hi, "p_any": z.p_any,
             })
         cols = ["zone", "n_cells", "area_km2", "diameter_m", "expected_events", "share", "best_same_area_share",
                 "gap_share", "exact", "lat", "lon", "h3"]
+        if self.interval_level is not None:
+            cols[5:5] = ["expected_events_lo", "expected_events_hi", "p_any"]
         return pd.DataFrame(rows, columns=cols)
 
     def cells_frame(self, risk=None) -> pd.DataFrame:
@@ -222,11 +266,20 @@ class ZoneSet:
             "gap_share": self.gap_share,
             "zones": [
                 {"zone": z.number, "n_cells": len(z), "area_km2": float(z.area_km2), "diameter_m": float(z.diameter_m),
-                 "risk": float(z.risk), "share": float(z.share), "best_same_area_share": float(z.best_same_area_share),
-                 "gap_share": z.gap_share, "exact": bool(z.exact), "h3": list(z.h3)}
+                 "risk": float(z.risk), **self._interval_props(z), "share": float(z.share),
+                 "best_same_area_share": float(z.best_same_area_share), "gap_share": z.gap_share,
+                 "exact": bool(z.exact), "h3": list(z.h3)}
                 for z in self.zones
             ],
+            **({"interval_level": self.interval_level, "interval_method": self.interval_method}
+               if self.interval_level is not None else {}),
         }
+
+    def _interval_props(self, z: Zone) -> dict:
+        """``risk_lo``, ``risk_hi``, ``p_any`` of a zone when the set has an interval, else nothing."""
+        if self.interval_level is None:
+            return {}
+        return {"risk_lo": float(z.risk_lo), "risk_hi": float(z.risk_hi), "p_any": float(z.p_any)}
 
     def to_geojson(self, metadata: dict | None = None) -> dict:
         """FeatureCollection with one Feature per zone (RFC 7946).
@@ -235,8 +288,11 @@ class ZoneSet:
         MultiPolygon should cells only touch at a vertex), lon/lat order,
         closed rings, counter-clockwise exteriors and clockwise holes.
         Properties: ``zone`` (1-based), ``n_cells``, ``area_km2``,
-        ``diameter_m``, ``risk`` (expected events), ``share`` (of the total
-        risk), ``best_same_area_share``, ``gap_share`` and the ``h3`` ids.
+        ``diameter_m``, ``risk`` (expected events), with an interval
+        (:meth:`with_interval`) ``risk_lo``, ``risk_hi`` (its bounds,
+        events), ``p_any`` (probability of at least one event),
+        ``interval_level`` and ``interval_method``, then ``share`` (of the
+        total risk), ``best_same_area_share``, ``gap_share`` and the ``h3`` ids.
 
         Parameters
         ----------
@@ -257,11 +313,14 @@ class ZoneSet:
                 "area_km2": float(z.area_km2),
                 "diameter_m": float(z.diameter_m),
                 "risk": float(z.risk),
+                **self._interval_props(z),
                 "share": float(z.share),
                 "best_same_area_share": float(z.best_same_area_share),
                 "gap_share": float(z.gap_share),
                 "h3": list(z.h3),
             }
+            if self.interval_level is not None:
+                props.update(interval_level=float(self.interval_level), interval_method=str(self.interval_method))
             clash = sorted(set(props) & set(metadata))
             if clash:
                 raise ValueError(f"metadata may not override the zone properties {clash}")

@@ -20,11 +20,13 @@ from sklearn.base import clone
 from .._runtime import progress_enabled
 from ..events import EventSet
 from ..grid import HexGrid
-from ..models._base import match_horizon, split_target
+from ..models._base import COUNT_UNITS, match_horizon, split_target
+from ..models.uncertainty import count_calibration, forecast_samples
 from ..metrics import DEFAULT_COVERAGE, check_coverage, evaluate, poisson_loglik, risk_values
 from ..zones import zones_metric
 
-__all__ = ["backtest", "backtest_origins", "METRICS", "META_COLUMNS", "DEFAULT_ZONES"]
+__all__ = ["backtest", "backtest_origins", "METRICS", "META_COLUMNS", "DEFAULT_ZONES", "DEFAULT_INTERVAL_LEVELS",
+           "interval_columns", "origin_seeds"]
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,49 @@ _META = (
     "n_train_events",
     "fit_seconds",
     "predict_seconds",
+    "interval_seconds",
 )
 #: the non-metric columns of a backtest table (besides ``error`` and extra metrics)
 META_COLUMNS = _META
+
+
+#: interval levels whose calibration a backtest reports by default (``interval_coverage_50``, ``interval_coverage_90``)
+DEFAULT_INTERVAL_LEVELS = (0.5, 0.9)
+
+
+def interval_columns(levels) -> list[str]:
+    """Column names of the interval calibration of ``levels``: ``interval_coverage_<percent>`` each, then ``crps``."""
+    return [f"interval_coverage_{100 * float(lev):g}".replace(".", "_") for lev in levels] + ["crps"]
+
+
+def origin_seeds(seed: int, t: float) -> tuple[int, np.random.SeedSequence]:
+    """The seeds of one origin ``t`` (days): of the forward simulation (an int) and of the randomized PIT.
+
+    Derived from ``seed`` and the origin's time alone, so an origin's numbers do
+    not depend on the other origins, their order or the number of workers;
+    every model gets the same draws at an origin (paired comparisons).
+    """
+    key = int(np.float64(t).view(np.uint64))
+    sim = int(np.random.SeedSequence([int(seed), key, 0]).generate_state(1, np.uint64)[0] >> np.uint64(2))
+    return sim, np.random.SeedSequence([int(seed), key, 1])
+
+
+def _calibration(model, risk, r, observed, t, horizon_days, calibration) -> dict:
+    """Interval coverage per level and mean CRPS of one forecast (NaN for models forecasting a score)."""
+    levels, n_sims, seed = calibration
+    cols = interval_columns(levels)
+    if str(risk.attrs.get("units", COUNT_UNITS)) != COUNT_UNITS:
+        return dict.fromkeys(cols, np.nan) | {"interval_method": ""}
+    sim_seed, pit_seed = origin_seeds(seed, t)
+    samples = forecast_samples(model, t, horizon_days, n_sims, sim_seed)
+    if samples is None:
+        cal, method = count_calibration(observed, mean=r, levels=levels, seed=pit_seed), "poisson"
+    else:
+        cal, method = count_calibration(observed, samples=samples, levels=levels, seed=pit_seed), "simulation"
+    out = {c: cal[float(lev)] for c, lev in zip(cols, levels)}
+    out["crps"] = cal["crps"]
+    out["interval_method"] = method
+    return out
 
 
 def backtest_origins(events: EventSet, start, end, step_days: float) -> np.ndarray:
@@ -64,11 +106,12 @@ def _warm(model) -> bool:
 
 
 def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverage, extra_metrics, on_error="raise",
-                target=None):
+                target=None, calibration=None):
     """Fit and score every model at one origin ``t`` (days). Returns a list of row dicts.
 
     ``target`` (category labels, ``None`` = all) is passed to every model's
-    ``fit``; only target events are counted as observed.
+    ``fit``; only target events are counted as observed. ``calibration``:
+    ``(levels, n_sims, seed)`` of the interval columns, or ``None``.
     """
     n_cells = len(grid)
     lo = None if train_days is None else t - train_days
@@ -99,6 +142,8 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
             risk = model.predict(t, horizon_days)
             t2 = time.perf_counter()
             r = risk_values(risk, n_cells)
+            cal = _calibration(model, risk, r, observed, t, horizon_days, calibration) if calibration else {}
+            t3 = time.perf_counter()
         except Exception as exc:
             if on_error == "raise":  # add where it happened, keep the type
                 if hasattr(exc, "add_note"):
@@ -106,8 +151,9 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
                 raise
             error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
             log.warning("backtest: model %r failed at origin %s: %s", name, origin_ts, error)
-            t1 = t2 = time.perf_counter()
+            t1 = t2 = t3 = time.perf_counter()
             r = None
+            cal = dict.fromkeys(interval_columns(calibration[0]), np.nan) | {"interval_method": ""} if calibration else {}
         if r is None:
             m = evaluate(np.zeros(n_cells), observed, area, coverage)
             for key in ("hits", "area_flagged_m2", "hit_rate", "pai", "pei", "pei_star", "auc"):
@@ -136,8 +182,10 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
                 "n_train_events": len(train),
                 "fit_seconds": t1 - t0,
                 "predict_seconds": t2 - t1,
+                "interval_seconds": t3 - t2,
                 "error": error,
             }
+            row.update(cal)
             row.update(extras)
             rows.append(row)
     return rows
@@ -161,6 +209,9 @@ def backtest(
     progress: bool | None = None,
     on_error: str = "raise",
     zones: Mapping[str, int] | None = DEFAULT_ZONES,
+    interval_levels: Sequence[float] | None = DEFAULT_INTERVAL_LEVELS,
+    n_sims: int = 100,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Walk-forward (rolling-origin) backtest of several models.
 
@@ -232,6 +283,30 @@ def backtest(
         exception gets a note naming the model and origin). ``"skip"``: its
         rows for that origin get NaN metrics and the message in ``error``
         (logged as a warning); the other models and origins go on.
+    interval_levels : sequence of float, optional
+        Calibration of the forecast's count distribution per cell (the one of
+        :meth:`~riskgrid.models.RiskModel.predict_interval`: Poisson with the
+        forecast as mean for the baselines and FeatureForecaster, the forward
+        simulation for models with ``simulate_forecast``, e.g. GridHawkes):
+        per level a column ``interval_coverage_<percent>`` (default 50 and
+        90): the share of the grid's cells whose observed count falls in the
+        central interval by the randomized probability integral transform
+        (Czado, Gneiting & Held 2009; ``level`` in expectation for a
+        calibrated forecast, exactly, even for discrete counts), and ``crps``:
+        the continuous ranked probability score of the count averaged over
+        the cells (events; lower is better; exact for Poisson, from the
+        samples for simulated forecasts). ``interval_method`` says which.
+        NaN for models forecasting a score (NearRepeat). ``None``: no
+        columns.
+    n_sims : int
+        Simulated futures per origin for simulating models (cost: one
+        forward simulation of ``n_sims`` futures per origin and model; 100
+        keeps the test suite fast, CRPS from ``n`` samples is biased upward
+        by ``E|X - X'| / (2 n)``).
+    seed : int
+        Base seed of the simulations and of the randomized PIT; each origin
+        gets its own seeds from it and its time (:func:`origin_seeds`), so
+        results do not depend on ``n_jobs``.
 
     Returns
     -------
@@ -241,9 +316,12 @@ def backtest(
         ``n_cells_flagged``, ``area_flagged_km2``, ``hit_rate``, ``pai``,
         ``pei``, ``pei_star``, ``auc``, ``loglik`` (per origin, nats),
         ``n_events`` (observed in the window, in the grid),
-        ``n_train_events``, ``fit_seconds``, ``predict_seconds``, ``error``
+        ``n_train_events``, ``fit_seconds``, ``predict_seconds``,
+        ``interval_seconds``, ``error``
         (empty unless ``on_error="skip"`` caught a failure) and the
-        ``extra_metrics`` columns. Hit-rate metrics are NaN for windows
+        ``extra_metrics`` columns, then the interval columns
+        (``interval_coverage_50``, ``interval_coverage_90``, ``crps``,
+        ``interval_method``). Hit-rate metrics are NaN for windows
         without an event. ``df.attrs["backtest"]`` records the settings.
 
     Examples
@@ -273,6 +351,16 @@ def backtest(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cov = tuple(float(c) for c in check_coverage(coverage))
+    calibration = None
+    if interval_levels is not None:
+        levels = tuple(float(v) for v in np.atleast_1d(interval_levels))
+        if not levels or not all(0 < v < 1 for v in levels) or len(set(levels)) != len(levels):
+            raise ValueError(f"interval_levels must be distinct numbers in (0, 1), got {interval_levels!r}")
+        if isinstance(n_sims, bool) or not isinstance(n_sims, (int, np.integer)) or n_sims < 1:
+            raise ValueError(f"n_sims must be an integer >= 1, got {n_sims!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        calibration = (levels, int(n_sims), int(seed))
     extra_metrics = dict(extra_metrics or {})
     if zones is not None:
         if "zones" in extra_metrics:
@@ -281,7 +369,7 @@ def backtest(
     for k, f in extra_metrics.items():
         if not callable(f):
             raise TypeError(f"extra_metrics[{k!r}] must be callable (risk, observed, grid) -> float")
-        if k in METRICS or k in _META or k == "error":
+        if k in METRICS or k in _META or k == "error" or (calibration and k in interval_columns(calibration[0])):
             raise ValueError(f"extra metric name {k!r} clashes with a standard column")
     if categories is not None:
         events = events.select(categories)
@@ -302,7 +390,8 @@ def backtest(
         # must give the result of a cold fit (each model's warm_start documents how it does)
         models = {k: match_horizon(clone(m), horizon_days) if _warm(m) else m for k, m in models.items()}
         jobs = (
-            _run_origin(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error, target)
+            _run_origin(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error, target,
+                        calibration)
             for t in origins
         )
     else:
@@ -312,7 +401,7 @@ def backtest(
                   ((k, clone(m)) for k, m in models.items())}  # origins in other processes: cold fits
         jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_run_origin)(models, *args, float(t), float(horizon_days), train_days, cov, extra_metrics, on_error,
-                                 target)
+                                 target, calibration)
             for t in origins
         )
     if progress:
@@ -321,6 +410,8 @@ def backtest(
         jobs = tqdm(jobs, total=origins.size, desc="backtest origins", unit="origin")
     rows = [r for chunk in jobs for r in chunk]
     cols = list(_META[:6]) + list(METRICS) + list(_META[6:]) + ["error"] + list(extra_metrics)
+    if calibration:
+        cols += interval_columns(calibration[0]) + ["interval_method"]
     df = pd.DataFrame(rows, columns=cols)
     df["model"] = df["model"].astype(str)
     df.attrs["backtest"] = {
@@ -336,6 +427,9 @@ def backtest(
         "indicators": list(indicators),
         "n_cells": len(grid),
         "h3_resolution": grid.resolution,
+        "interval_levels": None if calibration is None else list(calibration[0]),
+        "n_sims": None if calibration is None else calibration[1],
+        "seed": None if calibration is None else calibration[2],
     }
     return df
 

@@ -24,6 +24,9 @@ A forecast or backtest file looks like::
     horizon_days = 1
     max_staleness_days = 3                  # the job stops when the last event is older than this before --date
     # allow_stale = true                    # ... or runs anyway, recording the staleness
+    interval = true                         # per-cell and per-zone interval of the count and P(any); false: none
+    interval_level = 0.9                    # central interval: the 5 % and 95 % quantiles
+    n_sims = 500                            # simulated futures (GridHawkes, SEPP; the baselines' interval is Poisson)
 
     [zones]
     n_zones = 4
@@ -35,6 +38,8 @@ A forecast or backtest file looks like::
     end = "2018-01-01"
     step_days = 7
     horizon_days = 7
+    interval_levels = [0.5, 0.9]            # calibration columns (coverage per level, CRPS); [] for none
+    n_sims = 100                            # simulated futures per origin for simulating models
 
     [models.count]                          # backtest variants, each like [model]
     name = "CountHotspot"
@@ -113,6 +118,8 @@ BACKTEST_KEYS: dict[str, tuple] = {
     "seed": ((int,), 0),
     "n_jobs": ((int,), None),
     "on_error": ((str,), "raise"),
+    "interval_levels": ((list,), [0.5, 0.9]),
+    "n_sims": ((int,), 100),
 }
 
 #: section -> {key: (accepted python types, default)}; ``None`` default = optional.
@@ -154,6 +161,9 @@ SCHEMA: dict[str, Any] = {
         "horizon_days": ((int, float), 1),
         "max_staleness_days": ((int, float), 3),
         "allow_stale": ((bool,), False),
+        "interval": ((bool,), True),
+        "interval_level": ((int, float), 0.9),
+        "n_sims": ((int,), 500),
     },
     "zones": {
         "n_zones": ((int,), 4),
@@ -219,6 +229,20 @@ MAX_DAYS = 36_525
 
 #: longest city / job name (characters); names become folder and file names
 MAX_NAME = 100
+
+
+def check_interval_level(where: str, value, many: bool = False):
+    """A forecast interval level in (0, 1), or (``many``) a list of distinct ones (empty: no interval)."""
+    values = value if many else [value]
+    if many and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a list of levels in (0, 1) (e.g. [0.5, 0.9]; [] for none), got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < float(v) < 1:
+            raise ConfigError(f"{where} must be {'levels' if many else 'a level'} in (0, 1) (e.g. 0.9 for the 5 % "
+                              f"and 95 % quantiles), got {value!r}")
+    if many and len(set(float(v) for v in values)) != len(values):
+        raise ConfigError(f"{where} lists a level twice: {value!r}")
+    return value
 
 
 def check_name(where: str, name) -> str:
@@ -501,6 +525,9 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
     check_grid("grid", cfg["grid"]["resolution"], cfg["grid"]["buffer_rings"])
     for key in ("train_days", "horizon_days", "max_staleness_days"):
         check_days(f"forecast.{key}", cfg["forecast"][key])
+    check_interval_level("forecast.interval_level", cfg["forecast"]["interval_level"])
+    if cfg["forecast"]["n_sims"] < 1:
+        raise ConfigError(f"forecast.n_sims must be >= 1 (simulated futures), got {cfg['forecast']['n_sims']}")
     z = cfg["zones"]
     if z["n_zones"] < 0 or z["max_cells"] < 1 or z["min_gap_rings"] < 0:
         raise ConfigError(
@@ -513,6 +540,9 @@ def validate_config(raw: dict, path: str | None = None) -> dict:
     check_days("backtest.train_days", bt["train_days"], optional=True)
     if bt["on_error"] not in ("raise", "skip"):
         raise ConfigError(f"backtest.on_error must be 'raise' or 'skip', got {bt['on_error']!r}")
+    check_interval_level("backtest.interval_levels", bt["interval_levels"], many=True)
+    if bt["n_sims"] < 1:
+        raise ConfigError(f"backtest.n_sims must be >= 1 (simulated futures per origin), got {bt['n_sims']}")
     o = cfg["outputs"]
     if not 0 < o["raster_pixel_m"] < float("inf"):
         raise ConfigError(f"outputs.raster_pixel_m must be > 0 (metres), got {o['raster_pixel_m']}")

@@ -49,6 +49,9 @@ __all__ = ["run_forecast", "output_folder", "PRODUCTS", "NoEventsError", "sha256
 #: highest-risk cells flagged in the exposure log besides the zone cells
 EXPOSURE_TOP_N = 50
 
+#: the zones table (one row per zone, 1..n: expected events, interval, P(any)) written with the "zones" format
+ZONES_CSV = "zones.csv"
+
 #: format -> file name inside the output folder (the names live in riskgrid.products.PRODUCT_FILES)
 PRODUCTS = {
     "netcdf": "risk.nc",
@@ -147,7 +150,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
 
     from .. import products
     from ..zones import select_zones
-    from .forecasting import fit_forecast
+    from .forecasting import fit_forecast, forecast_interval
     from .source import load_job_events
     from .specs import ForecastJob
 
@@ -162,6 +165,12 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     model, grid, risk = fc.model, fc.grid, fc.risk
     with step("zones"):
         zones = select_zones(risk, grid, **cfg["zones"])
+    with step("interval"):  # per cell and per zone (the zone's total count), seeded from the job
+        interval = forecast_interval(fc, job, zones)
+        if interval is not None:
+            zones = zones.with_interval(interval["zone_lo"].values, interval["zone_hi"].values,
+                                        interval["zone_p_any"].values, interval.attrs["interval_level"],
+                                        interval.attrs["interval_method"])
 
     provenance = {
         "city": cfg["city"],
@@ -175,7 +184,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     }
     if staleness["stale"]:
         provenance["stale_days"] = staleness["stale_days"]
-    ds = products.risk_dataset(risk, zones=zones, extra_attrs=provenance)
+    ds = products.risk_dataset(risk, zones=zones, extra_attrs=provenance, interval=interval)
     title = (products.default_title(ds) + f"\n{model.n_events_:,} events in {train_days:g} training days; "
              f"{len(zones)} zones hold {zones.captured_share:.1%} of the risk")
     if staleness["stale"]:
@@ -199,6 +208,9 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
                 continue  # written last: it embeds the map and reads the exposure log
             with step(f"write {fmt}"), writing(os.path.join(tmp, PRODUCTS[fmt]), target, fmt):
                 products.write_product(fmt, ds, os.path.join(tmp, PRODUCTS[fmt]), **options)
+        if "zones" in formats:
+            with writing(os.path.join(tmp, ZONES_CSV), target, "zones table"):
+                products.write_zones_csv(zones, os.path.join(tmp, ZONES_CSV), metadata=zone_meta)
         if "briefing" in formats:
             with step("write briefing"), writing(os.path.join(tmp, PRODUCTS["briefing"]), target, "briefing"):
                 _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options)

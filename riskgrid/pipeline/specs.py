@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .config import check_days, check_discovered, check_grid, check_name, check_on_invalid, event_options
+from .config import (check_days, check_discovered, check_grid, check_interval_level, check_name, check_on_invalid,
+                     event_options)
 
 #: keyword arguments of :meth:`riskgrid.EventSet.from_frame` a job may set (``event_options``)
 EVENT_OPTIONS = ("time_format", "year_range", "bbox", "within", "far_km", "keep_duplicates")
@@ -269,14 +270,29 @@ class ForecastJob(_JobBase):
     discovered : {"keep", "exclude"} or float
         What the fit does with discovered records: keep them, drop them, or
         multiply their weights by a number in (0, 1).
+    interval_level : float or None
+        Level of the forecast interval of the nightly products (per cell and
+        per zone: ``risk_lo``, ``risk_hi``, ``p_any``; see
+        :func:`riskgrid.pipeline.forecasting.forecast_interval`); ``None``: no
+        interval.
+    n_sims : int
+        Simulated futures of the interval for models that simulate
+        (GridHawkes, SEPP); the baselines' interval is Poisson (closed form).
     """
 
     model: Any = "CountHotspot"
     date: Any = None
+    interval_level: float | None = 0.9
+    n_sims: int = 500
 
     def __post_init__(self):
         self._validate()
         object.__setattr__(self, "model", ModelSpec.coerce(self.model, f"job {self.name!r} model"))
+        if self.interval_level is not None:
+            check_interval_level(f"job {self.name!r}: interval_level", self.interval_level)
+            object.__setattr__(self, "interval_level", float(self.interval_level))
+        if isinstance(self.n_sims, bool) or not isinstance(self.n_sims, int) or self.n_sims < 1:
+            raise ConfigError(f"job {self.name!r}: n_sims must be an integer >= 1 (simulated futures), got {self.n_sims!r}")
 
     @classmethod
     def from_config(cls, cfg: dict, date=None, name: str | None = None) -> "ForecastJob":
@@ -290,6 +306,8 @@ class ForecastJob(_JobBase):
             date=date,
             horizon_days=fc["horizon_days"],
             train_days=fc["train_days"],
+            interval_level=float(fc["interval_level"]) if fc.get("interval", True) else None,
+            n_sims=int(fc.get("n_sims", 500)),
             **_source_from_config(cfg),
         )
 
@@ -358,7 +376,9 @@ class BacktestJob(_JobBase):
             raise ConfigError("no model variant: add at least one [models.<name>] table with name = ... and params = {...}")
         if bt["reference"] is not None and bt["reference"] not in specs:
             raise ConfigError(f"backtest.reference {bt['reference']!r} is not one of the variants {list(specs)}")
-        kwargs = {"categories": bt["categories"], "n_jobs": bt["n_jobs"], "on_error": bt["on_error"]}
+        kwargs = {"categories": bt["categories"], "n_jobs": bt["n_jobs"], "on_error": bt["on_error"],
+                  "interval_levels": [float(v) for v in bt["interval_levels"]] or None, "n_sims": bt["n_sims"],
+                  "seed": bt["seed"]}
         kwargs.update(backtest_kwargs)
         return cls(
             name=name or cfg.get("city", "city"),

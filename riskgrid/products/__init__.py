@@ -26,7 +26,7 @@ from .dataset import clean_attrs, grid_of, rank_percentile, risk_dataset, risk_t
 from .netcdf import read_risk, write_netcdf, write_zarr
 from .plot import default_title, forecast_window, write_png
 from .raster import NODATA, pixel_centres_lonlat, rasterize, write_geotiff
-from .vector import hexagon_geojson, write_csv, write_geojson, write_parquet, write_zones_geojson
+from .vector import hexagon_geojson, write_csv, write_geojson, write_parquet, write_zones_csv, write_zones_geojson
 
 __all__ = [
     "FORMATS",
@@ -51,6 +51,7 @@ __all__ = [
     "default_title",
     "forecast_window",
     "write_zones_geojson",
+    "write_zones_csv",
 ]
 
 #: every product format, in the order the nightly job writes them

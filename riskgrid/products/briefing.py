@@ -55,6 +55,12 @@ def _fmt_events(v) -> str:
     return f"{v:.1f}" if abs(v) < 10 else f"{v:.0f}"
 
 
+def _fmt_count(v) -> str:
+    """A bound of a count interval: whole numbers as such (3, not 3.0)."""
+    v = float(v)
+    return f"{v:.0f}" if math.isfinite(v) and v.is_integer() else _fmt_events(v)
+
+
 def _pct(v) -> str:
     v = float(v)
     if not math.isfinite(v):
@@ -325,6 +331,9 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
     intervals : mapping or DataFrame, optional
         Per zone: ``(low, high)`` of the expected events (or columns
         ``low``/``high``); ``interval_level`` says what it is (e.g. "90% interval").
+        Default: the zones' own intervals when they carry one
+        (:meth:`ZoneSet.with_interval`; with the chance of at least one
+        event and a caveat on what the interval is).
     trends : mapping or DataFrame, optional
         Per zone: a sequence of values or ``(label, value)`` pairs over the last
         runs, oldest first (:func:`zone_flag_history`), or a ready text.
@@ -365,6 +374,15 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
     window_text = f"{start.strftime(fmt)} to {end.strftime(fmt)}"
     horizon_text = f"{h:g} day{'s' if h != 1 else ''}"
     units_text = str(units)
+    zone_level = getattr(zones, "interval_level", None)
+    if intervals is None and zone_level is not None:
+        intervals = {z.number: (z.risk_lo, z.risk_hi) for z in zones.zones}
+        if interval_level is None:
+            interval_level = f"{float(zone_level):.0%} interval"
+        extra_caveats = [
+            f"The interval of a zone is where its count of recorded {units} falls with {float(zone_level):.0%} "
+            f"probability if the model is right ({zones.interval_method}); it leaves out errors of the model "
+            "itself, so the real uncertainty is larger.", *extra_caveats]
     expl = _per_zone(explanations, "explanations")
     ints = _per_zone(intervals, "intervals")
     trs = _per_zone(trends, "trends")
@@ -398,7 +416,8 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
             "number": z.number, "place": places.get(z.number, ""), "lat": float(frame.loc[z.number, "lat"]),
             "lon": float(frame.loc[z.number, "lon"]), "n_cells": len(z), "h3": list(z.h3), "area_km2": z.area_km2,
             "diameter_m": z.diameter_m, "extent_m": _extent_m(z.h3), "risk": z.risk, "share": z.share,
-            "interval": iv, "why": _why_text(z, ex, units_text), "trend_text": trend_text,
+            "interval": iv, "p_any": float(z.p_any) if math.isfinite(getattr(z, "p_any", float("nan"))) else None,
+            "why": _why_text(z, ex, units_text), "trend_text": trend_text,
             "map_data": zmaps.get(z.number),
         })
 
@@ -435,7 +454,7 @@ def render_briefing(zones, *, forecast_start, horizon_days: float, map_png=None,
         best_share=zones.best_unconstrained_share, gap_share=zones.gap_share, units_text=units_text,
         map_data=_read_png(map_png), zones=zrows, skill_rows=skill_rows, skill_note=skill_note, audit=audit_ctx,
         interval_level=interval_level, caveats=list(CAVEATS) + [str(c) for c in extra_caveats],
-        fmt_events=_fmt_events, pct=_pct,
+        fmt_events=_fmt_events, fmt_count=_fmt_count, pct=_pct,
     )
 
 

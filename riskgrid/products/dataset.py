@@ -26,7 +26,7 @@ from ..grid import HexGrid
 from ..metrics import rank_cells
 
 __all__ = ["clean_attr", "clean_attrs", "rank_percentile", "risk_dataset", "as_dataset", "grid_of", "check_grid",
-           "risk_table", "str_objects"]
+           "risk_table", "str_objects", "INTERVAL_VARS"]
 
 
 def _json_default(v):
@@ -89,7 +89,11 @@ def rank_percentile(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank, pct
 
 
-def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Dataset:
+#: per-cell interval variables a forecast Dataset may carry (:meth:`riskgrid.models.RiskModel.predict_interval`)
+INTERVAL_VARS = ("risk_lo", "risk_hi", "p_any")
+
+
+def risk_dataset(risk, zones=None, extra_attrs: dict | None = None, interval=None) -> xr.Dataset:
     """The standard export Dataset of a forecast.
 
     Parameters
@@ -98,10 +102,21 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
         The ``risk`` DataArray of ``model.predict`` (dims ``cell`` or
         ``(category, cell)``), or a Dataset holding one.
     zones : ZoneSet, optional
-        Adds ``zone`` (int32, -1 outside every zone) and the zones summary
-        attributes.
+        Adds ``zone`` (int32 per cell: its zone number 1..n, 0 outside every
+        zone), the zones summary attributes, and per zone (dimension
+        ``zone_number``, coordinate 1..n) ``zone_risk`` (expected events) and,
+        when the zones carry an interval (:meth:`ZoneSet.with_interval`),
+        ``zone_risk_lo``, ``zone_risk_hi`` (interval of the zone's total
+        count) and ``zone_p_any``.
     extra_attrs : dict, optional
         More provenance attributes (str/number values).
+    interval : xarray.Dataset, optional
+        A model's ``predict_interval`` (same cells): adds ``risk_lo``,
+        ``risk_hi`` (central interval of each cell's count, events) and
+        ``p_any`` (probability of at least one event) and the attributes
+        ``interval_level``, ``interval_method`` (and ``interval_n_sims``,
+        ``interval_seed`` for simulated intervals). A Dataset ``risk`` that
+        already holds them keeps them.
 
     Returns
     -------
@@ -118,6 +133,8 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
             return risk
         ds_in = risk
         attrs = dict(ds_in.attrs)  # the forecast's provenance lives on the Dataset
+        if interval is None and all(v in ds_in for v in INTERVAL_VARS):
+            interval = ds_in  # (its interval attributes are among attrs already)
         risk = ds_in["risk"]
         if "risk_by_category" in ds_in:
             risk = ds_in["risk_by_category"]
@@ -150,8 +167,31 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
         data["risk_by_category"] = (("category", "cell"), np.asarray(risk.values, dtype=np.float64),
                                     {"units": attrs.get("units", "")})
         coords["category"] = [str(c) for c in risk.coords["category"].values]
+    if interval is not None:
+        data.update(_interval_data(interval, values.size))
+        for key in ("interval_level", "interval_method"):
+            if key not in interval.attrs:
+                raise ValueError(f"interval lacks the attribute {key!r}; pass a model's predict_interval()")
+            attrs[key] = interval.attrs[key]
+        for key in ("n_sims", "seed"):
+            if key in interval.attrs:
+                attrs[f"interval_{key}"] = interval.attrs[key]
     if zones is not None:
         data["zone"] = ("cell", zones.cell_zone.astype(np.int32), {"long_name": "patrol zone (1-based, 0 none)"})
+        if len(zones):
+            coords["zone_number"] = ("zone_number", np.arange(1, len(zones) + 1, dtype=np.int32),
+                                     {"long_name": "patrol zone number (1-based)"})
+            data["zone_risk"] = ("zone_number", np.array([z.risk for z in zones.zones], dtype=np.float64),
+                                 {"units": "expected events in the zone in the forecast window"})
+            if zones.interval_level is not None:
+                lev = float(zones.interval_level)
+                for name, key, text in (("zone_risk_lo", "risk_lo", f"{(1 - lev) / 2:g} quantile of the zone's count"),
+                                        ("zone_risk_hi", "risk_hi", f"{(1 + lev) / 2:g} quantile of the zone's count")):
+                    data[name] = ("zone_number", np.array([getattr(z, key) for z in zones.zones], dtype=np.float64),
+                                  {"units": "events in the zone in the forecast window", "long_name": text})
+                data["zone_p_any"] = ("zone_number", np.array([z.p_any for z in zones.zones], dtype=np.float64),
+                                      {"units": "1", "long_name": "probability of at least one event in the zone"})
+                attrs.update(zones_interval_level=lev, zones_interval_method=str(zones.interval_method))
         attrs.update(
             zones_n=len(zones),
             zones_captured_share=float(zones.captured_share),
@@ -161,6 +201,22 @@ def risk_dataset(risk, zones=None, extra_attrs: dict | None = None) -> xr.Datase
     attrs.update(extra_attrs or {})
     ds = xr.Dataset(data, coords=coords, attrs=clean_attrs(attrs))
     return ds
+
+
+def _interval_data(interval, n_cells: int) -> dict:
+    """``risk_lo``, ``risk_hi``, ``p_any`` (cell) of a ``predict_interval`` Dataset, checked."""
+    if not isinstance(interval, xr.Dataset) or any(v not in interval for v in INTERVAL_VARS):
+        raise TypeError(f"interval must be an xarray Dataset with {list(INTERVAL_VARS)} (a model's predict_interval)")
+    level = float(interval.attrs.get("interval_level", float("nan")))
+    out = {}
+    for name, text in (("risk_lo", f"{(1 - level) / 2:g} quantile of the count"),
+                       ("risk_hi", f"{(1 + level) / 2:g} quantile of the count"),
+                       ("p_any", "probability of at least one event in the forecast window")):
+        v = np.asarray(interval[name].values, dtype=np.float64)
+        if v.shape != (n_cells,):
+            raise ValueError(f"interval {name} has shape {v.shape}, the forecast has {n_cells} cells")
+        out[name] = ("cell", v, {"units": "1" if name == "p_any" else "events in the forecast window", "long_name": text})
+    return out
 
 
 def as_dataset(obj) -> xr.Dataset:
@@ -185,13 +241,14 @@ def check_grid(grid: HexGrid, ds: xr.Dataset) -> HexGrid:
 
 
 def risk_table(obj) -> pd.DataFrame:
-    """One row per cell: ``h3, lat, lon, risk, rank, percentile`` (+ ``zone``)."""
+    """One row per cell: ``h3, lat, lon, risk`` (+ ``risk_lo, risk_hi, p_any``), ``rank, percentile`` (+ ``zone``)."""
     ds = as_dataset(obj)
     cols = {
         "h3": str_objects(ds["h3"].values),
         "lat": ds["lat"].values,
         "lon": ds["lon"].values,
         "risk": ds["risk"].values,
+        **{v: ds[v].values for v in INTERVAL_VARS if v in ds},
         "rank": ds["rank"].values,
         "percentile": ds["percentile"].values,
     }

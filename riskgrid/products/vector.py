@@ -9,9 +9,9 @@ import struct
 import numpy as np
 
 from ..grid import HexGrid
-from .dataset import as_dataset, check_grid, risk_table
+from .dataset import INTERVAL_VARS, as_dataset, check_grid, risk_table
 
-__all__ = ["hexagon_geojson", "write_geojson", "write_parquet", "write_csv", "write_zones_geojson"]
+__all__ = ["hexagon_geojson", "write_geojson", "write_parquet", "write_csv", "write_zones_geojson", "write_zones_csv"]
 
 
 def _json_dump(obj, path):
@@ -21,13 +21,24 @@ def _json_dump(obj, path):
 
 
 def hexagon_geojson(obj, grid: HexGrid | None = None) -> dict:
-    """FeatureCollection of the cells with ``h3, risk, rank, percentile`` (+ ``zone``)."""
+    """FeatureCollection of the cells with ``h3, risk`` (+ ``risk_lo, risk_hi, p_any``), ``rank, percentile``
+    (+ ``zone``).
+
+    With an interval the collection's foreign member ``"riskgrid"`` says its
+    ``interval_level`` and ``interval_method``.
+    """
     ds = as_dataset(obj)
     grid = check_grid(grid, ds)
-    props = {"risk": ds["risk"].values, "rank": ds["rank"].values, "percentile": ds["percentile"].values}
+    props = {"risk": ds["risk"].values}
+    props.update({v: ds[v].values for v in INTERVAL_VARS if v in ds})
+    props.update(rank=ds["rank"].values, percentile=ds["percentile"].values)
     if "zone" in ds:
         props["zone"] = ds["zone"].values
-    return grid.to_geojson(properties=props)
+    out = grid.to_geojson(properties=props)
+    if "risk_lo" in ds:
+        out["riskgrid"] = {k: ds.attrs[k] for k in ("interval_level", "interval_method", "units")
+                           if k in ds.attrs}
+    return out
 
 
 def write_geojson(obj, path, grid: HexGrid | None = None) -> str:
@@ -46,7 +57,10 @@ def write_parquet(obj, path, grid: HexGrid | None = None) -> str:
     """Parquet table with an ``h3`` column and a GeoParquet 1.0 WKB ``geometry`` column.
 
     Columns: ``h3`` (string, what deck.gl's ``H3HexagonLayer`` and kepler.gl
-    read), ``lat``, ``lon``, ``risk``, ``rank``, ``percentile`` (+ ``zone``)
+    read), ``lat``, ``lon``, ``risk`` (+ ``risk_lo``, ``risk_hi``, ``p_any``
+    when the forecast has an interval; its level and method are in the
+    ``riskgrid`` schema metadata with the other attributes), ``rank``,
+    ``percentile`` (+ ``zone``)
     and ``geometry`` (hexagon polygon, WKB, OGC:CRS84, counter-clockwise).
     """
     import pyarrow as pa
@@ -80,8 +94,25 @@ def write_parquet(obj, path, grid: HexGrid | None = None) -> str:
     return os.fspath(path)
 
 
+def write_zones_csv(zones, path, metadata: dict | None = None) -> str:
+    """CSV of the patrol zones, one row per zone (:meth:`ZoneSet.to_frame`: ``zone`` 1..n, expected events and,
+    with an interval, ``expected_events_lo``, ``expected_events_hi``, ``p_any``, ...), plus a column per
+    ``metadata`` entry (window, horizon, units, model) and ``interval_level`` / ``interval_method`` when set."""
+    df = zones.to_frame()
+    if zones.interval_level is not None:
+        df["interval_level"] = float(zones.interval_level)
+        df["interval_method"] = str(zones.interval_method)
+    for k, v in (metadata or {}).items():
+        if k in df.columns:
+            raise ValueError(f"metadata may not override the zone column {k!r}")
+        df[k] = v
+    df.to_csv(os.fspath(path), index=False, lineterminator="\n")
+    return os.fspath(path)
+
+
 def write_csv(obj, path) -> str:
-    """CSV with ``h3, lat, lon, risk, rank, percentile`` (+ ``zone``); full float precision."""
+    """CSV with ``h3, lat, lon, risk`` (+ ``risk_lo, risk_hi, p_any``), ``rank, percentile`` (+ ``zone``); full
+    float precision."""
     risk_table(obj).to_csv(os.fspath(path), index=False, lineterminator="\n")
     return os.fspath(path)
 

@@ -320,3 +320,57 @@ def test_on_error_skip_keeps_going(city):
     assert (df[df.model == "ok"].error == "").all()
     s = rg.summarize(df, reference="ok")
     assert s[(s.model == "late") & (s.metric == "hit_rate")].n_paired.iloc[0] == 1
+
+
+@pytest.mark.filterwarnings("ignore::riskgrid.errors.ConvergenceWarning")
+def test_interval_calibration_columns_match_naive_recount(city):
+    """Coverage of the 50 % / 90 % intervals (randomized PIT) and CRPS per origin and model equal a naive
+    recomputation: Poisson for a baseline, the model's own forward simulation (same per-origin seed) for GridHawkes;
+    NaN for NearRepeat (a score); summarised like the other metrics."""
+    from scipy import stats
+
+    _, events, grid = city
+    t0 = _origin0(events)
+    models = {"count": CountHotspot(window_days=60),
+              "hawkes": rg.models.GridHawkes(spillover_rings=0, max_iter=30),
+              "near": rg.models.NearRepeat(n_permutations=19)}
+    df = rg.backtest(models, events, grid, t0, t0 + 14, step_days=7, horizon_days=7, train_days=50,
+                     coverage=(0.05,), n_sims=40, seed=5, zones=None)
+    for c in ("interval_coverage_50", "interval_coverage_90", "crps", "interval_method", "interval_seconds"):
+        assert c in df.columns
+    cell = grid.assign(events)
+    for t in (t0, t0 + 7):
+        w = (events.t >= t) & (events.t < t + 7) & (cell >= 0)
+        y = np.bincount(cell[w], minlength=len(grid)).astype(float)
+        train = events.between(t - 50, t)
+        sim_seed, pit_seed = rg.evaluation.walk_forward.origin_seeds(5, t)
+        v = np.random.default_rng(pit_seed).random(y.size)
+        # Poisson baseline
+        m = CountHotspot(window_days=60).fit(train, grid, end=t)
+        mu = m.predict(t, 7).values
+        u = stats.poisson.cdf(y - 1, mu) + v * stats.poisson.pmf(y, mu)
+        row = df[(df.model == "count") & (df.origin_days == t)].iloc[0]
+        assert row.interval_method == "poisson"
+        assert row.interval_coverage_50 == np.mean((u >= 0.25) & (u <= 0.75))
+        assert row.interval_coverage_90 == np.mean((u >= 0.05) & (u <= 0.95))
+        crps = np.mean(sum((stats.poisson.cdf(k, mu) - (y <= k)) ** 2 for k in range(80)))  # CRPS = sum over k
+        assert row.crps == pytest.approx(crps, rel=1e-9)
+        # GridHawkes: its simulation with the origin's seed
+        h = rg.models.GridHawkes(spillover_rings=0, max_iter=30).fit(train, grid, end=t)
+        x = h.simulate_forecast(t, 7.0, n_sims=40, seed=sim_seed).sum(axis=1)
+        u = np.array([np.mean(x[:, i] < y[i]) + v[i] * np.mean(x[:, i] == y[i]) for i in range(y.size)])
+        row = df[(df.model == "hawkes") & (df.origin_days == t)].iloc[0]
+        assert row.interval_method == "simulation"
+        assert row.interval_coverage_90 == np.mean((u >= 0.05) & (u <= 0.95))
+        crps = np.mean([np.mean(np.abs(x[:, i] - y[i])) - 0.5 * np.mean(np.abs(x[:, i][:, None] - x[:, i][None, :]))
+                        for i in range(y.size)])
+        assert row.crps == pytest.approx(crps, rel=1e-9)
+    near = df[df.model == "near"]
+    assert near.crps.isna().all() and near.interval_coverage_90.isna().all()
+    s = rg.summarize(df, n_boot=50)
+    assert {"interval_coverage_50", "interval_coverage_90", "crps"} <= set(s.metric)
+    off = rg.backtest({"count": CountHotspot(window_days=60)}, events, grid, t0, t0 + 7, horizon_days=7,
+                      interval_levels=None, zones=None)
+    assert "crps" not in off.columns
+    with pytest.raises(ValueError, match="interval_levels"):
+        rg.backtest({"count": CountHotspot()}, events, grid, t0, t0 + 7, interval_levels=(0.9, 1.2))

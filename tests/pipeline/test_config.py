@@ -19,13 +19,21 @@ BASE = {"city": "x", "events": {"path": "data/events.parquet", "category": "cate
 def test_defaults_and_idempotent(tmp_path):
     cfg = validate_config(dict(BASE), path=str(tmp_path / "c.toml"))
     assert cfg["events"]["path"] == str(tmp_path / "data" / "events.parquet")
-    assert cfg["forecast"] == {"train_days": 365, "horizon_days": 1, "max_staleness_days": 3, "allow_stale": False}
+    assert cfg["forecast"] == {"train_days": 365, "horizon_days": 1, "max_staleness_days": 3, "allow_stale": False,
+                               "interval": True, "interval_level": 0.9, "n_sims": 500}
+    assert cfg["backtest"]["interval_levels"] == [0.5, 0.9] and cfg["backtest"]["n_sims"] == 100
     assert cfg["outputs"]["formats"] == list(OUTPUT_FORMATS)
     assert cfg["backtest"]["step_days"] == BACKTEST_KEYS["step_days"][1]
     assert validate_config(cfg) == cfg
 
 
 @pytest.mark.parametrize("raw, match", [
+    ({"forecast": {"interval_level": 1.0}}, r"forecast.interval_level must be a level in \(0, 1\)"),
+    ({"forecast": {"interval_level": True}}, r"forecast.interval_level must be a integer or number, got True"),
+    ({"forecast": {"n_sims": 0}}, r"forecast.n_sims must be >= 1"),
+    ({"backtest": {"interval_levels": [0.5, 0.5]}}, r"backtest.interval_levels lists a level twice"),
+    ({"backtest": {"interval_levels": [0.0]}}, r"backtest.interval_levels must be levels in \(0, 1\)"),
+    ({"backtest": {"n_sims": 0}}, r"backtest.n_sims must be >= 1"),
     ({"grid": {"resolutoin": 9}}, r"unknown key\(s\) \['resolutoin'\] in \[grid\]; allowed keys: \['buffer_rings', 'geojson', 'resolution'\]"),
     ({"backtest": {"horizon": 3}}, r"unknown key\(s\) \['horizon'\] in \[backtest\]; allowed keys: \[.*'horizon_days'"),
     ({"grids": {}}, r"unknown section or key 'grids'; allowed: \[.*'grid'"),

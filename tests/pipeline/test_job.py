@@ -80,14 +80,14 @@ def test_job_writes_every_product_and_manifest(tmp_path):
     assert man["folder"] == str(folder) and not man["skipped"]
     assert sorted(os.listdir(tmp_path / "out" / "testville")) == [DATE]  # no temporary folder left
     names = set(os.listdir(folder))
-    assert names == set(job.PRODUCTS.values()) | {"manifest.json"}
+    assert names == set(job.PRODUCTS.values()) | {job.ZONES_CSV} | {"manifest.json"}
     on_disk = json.load(open(folder / "manifest.json"))
     assert on_disk["files"] == man["files"]
     for f in man["files"]:  # every file listed with its true hash and size
         p = folder / f["path"]
         assert p.stat().st_size == f["bytes"] and publish.sha256_file(p) == f["sha256"]
     listed = {f["path"].split("/")[0] for f in man["files"]}
-    assert listed == set(job.PRODUCTS.values())
+    assert listed == set(job.PRODUCTS.values()) | {job.ZONES_CSV}
     assert man["riskgrid_version"] == rg.__version__
     valid = validate_config(cfg)
     assert man["config_sha256"] == publish.config_sha256(valid)
@@ -264,7 +264,7 @@ def test_gridhawkes_job(tmp_path):
     cfg["outputs"]["formats"] = ["netcdf", "zones"]
     man = rg.run_forecast(cfg, DATE, tmp_path / "out")
     assert man["fit"]["model"] == "GridHawkes" and man["fit"]["params"]["spillover_rings"] == 1
-    assert sorted(f["path"] for f in man["files"]) == ["risk.nc", "zones.geojson"]
+    assert sorted(f["path"] for f in man["files"]) == ["risk.nc", "zones.csv", "zones.geojson"]
     assert man["risk_total"] > 0
 
 
@@ -274,5 +274,5 @@ def test_demo_runs_the_same_job(tmp_path):
     assert "risk_map.png" in out and "manifest.json" in out
     folder = tmp_path / "simulated-city" / "2024-12-31"
     man = json.load(open(folder / "manifest.json"))
-    assert {f["path"].split("/")[0] for f in man["files"]} == set(job.PRODUCTS.values())
+    assert {f["path"].split("/")[0] for f in man["files"]} == set(job.PRODUCTS.values()) | {job.ZONES_CSV}
     assert man["inputs"][0]["path"] == "simulate"
