@@ -26,7 +26,8 @@ A forecast or backtest file looks like::
     # allow_stale = true                    # ... or runs anyway, recording the staleness
     interval = true                         # per-cell and per-zone interval of the count and P(any); false: none
     interval_level = 0.9                    # central interval: the 5 % and 95 % quantiles
-    n_sims = 500                            # simulated futures (GridHawkes, SEPP; the baselines' interval is Poisson)
+    n_sims = 500                            # simulated futures (GridHawkes, SEPP; the baselines' interval is Poisson):
+                                            # ~1 s for GridHawkes on a year of Chicago burglary (5,300 cells)
 
     [zones]
     n_zones = 4

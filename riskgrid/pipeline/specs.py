@@ -277,7 +277,11 @@ class ForecastJob(_JobBase):
         interval.
     n_sims : int
         Simulated futures of the interval for models that simulate
-        (GridHawkes, SEPP); the baselines' interval is Poisson (closed form).
+        (GridHawkes, SEPP); the baselines' interval is Poisson (closed form,
+        about 50 ms). Cost: 500 GridHawkes futures of a 1- or 7-day window
+        after a year of Chicago burglary (14,400 events, 5,300 cells) took
+        0.8-1.3 s on a loaded 2-core machine (400-650 simulations/s), against
+        0.1 s for ``predict``.
     """
 
     model: Any = "CountHotspot"
