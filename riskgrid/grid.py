@@ -373,12 +373,23 @@ class HexGrid:
         lattice = self._lattice_map() if lat.size >= 1000 and np.isfinite(lat).all() and np.isfinite(lon).all() else None
         if lattice is None:
             return self.index_of(latlng_to_cells(lat, lon, self.resolution))
-        x, y = self.projection.forward(lat, lon)
-        out = lattice_cells(np.ascontiguousarray(x), np.ascontiguousarray(y), *lattice)
+        x, y = self._lattice_frame(lat, lon)
+        out = lattice_cells(x, y, *lattice)
         ask = np.flatnonzero(out == -2)
         if ask.size:
             out[ask] = self.index_of(latlng_to_cells(lat[ask], lon[ask], self.resolution))
         return out
+
+    def _lattice_frame(self, lat, lon):
+        """Cheap local plane of the lattice map: ``((lon - lon0) cos(lat0), lat - lat0)`` in degrees (lon wrapped).
+
+        Only the fitted map uses it (its cubic terms absorb the distortion);
+        distances in metres come from :attr:`projection`.
+        """
+        p = self.projection
+        dlon = (np.asarray(lon, dtype=np.float64) - p.lon0 + 180.0) % 360.0 - 180.0
+        return (np.ascontiguousarray(dlon * np.cos(np.radians(p.lat0))),
+                np.ascontiguousarray(np.asarray(lat, dtype=np.float64) - p.lat0))
 
     def _lattice_map(self):
         """Arguments of :func:`~riskgrid.kernels.spatial.lattice_cells` after the grid, or ``None``.
@@ -400,7 +411,7 @@ class HexGrid:
         box = (int(ci.max() - ci.min()) + 1) * (int(cj.max() - cj.min()) + 1)
         if box > 32 * ci.size + (1 << 20):
             return None
-        x, y = self.centroids_xy
+        x, y = self._lattice_frame(*self.centroids_latlon)
         sx, sy = float(x.mean()), float(y.mean())
         scale = max(float(np.abs(x - sx).max()), float(np.abs(y - sy).max()), 1.0)
         a, b = (x - sx) / scale, (y - sy) / scale
@@ -415,7 +426,8 @@ class HexGrid:
         w, hgt = int(ci.max()) - imin + 1, int(cj.max()) - jmin + 1
         table = np.full(w * hgt, -1, dtype=np.int64)
         table[(ci - imin) * hgt + (cj - jmin)] = np.arange(ci.size)
-        pad = 3.0 * self.edge_length_m * 1.2  # beyond the outermost centres by more than a cell's radius
+        # beyond the outermost centres by more than a cell's radius (degrees of latitude)
+        pad = 3.0 * self.edge_length_m / (EARTH_RADIUS_M * np.radians(1.0)) / max(np.cos(np.radians(self.projection.lat0)), 0.05)
         self._lattice = (
             sx, sy, scale, np.ascontiguousarray(coef[:, 0]), np.ascontiguousarray(coef[:, 1]), table, imin, jmin, w, hgt,
             LATTICE_SAFETY * resid + 1e-9,
