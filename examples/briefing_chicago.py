@@ -59,16 +59,18 @@ def main():
               f"(best same area {zs.best_unconstrained_share:.2%}), diameters "
               f"{', '.join(f'{z.diameter_m:.0f}' for z in zs.zones)} m")
     day = days[-1]
-    # why: the recent records in each zone (28 days), their types and provenance
-    recent = (ts >= np.datetime64(day - pd.Timedelta(days=28))) & (ts < np.datetime64(day))
+    # why: the model's own decomposition of each zone (explain) and the provenance of the records behind it
+    cz = zs.cell_zone
+    summary, drivers = model.explain(day, HORIZON, cells=np.flatnonzero(cz > 0)).by_zone(cz, top=10)
+    drivers.to_csv(out / "zones_explained.csv", index=False)
     expl = {}
     for z in zs.zones:
-        m = recent & np.isin(cell_all, z.cells)
-        sub = df[m]
-        cats = sub["category"].value_counts(normalize=True).head(3)
-        expl[z.number] = {"top_categories": list(cats.items()), "n_events": int(m.sum()),
-                          "first_event": sub["timestamp"].min(), "last_event": sub["timestamp"].max(),
-                          "discovered_share": float((sub["source"] == "discovered").mean()) if len(sub) else float("nan")}
+        row = summary.loc[z.number]
+        m = (ts >= np.datetime64(day - pd.Timedelta(days=365))) & (ts < np.datetime64(day)) & np.isin(cell_all, z.cells)
+        expl[z.number] = {"background_share": float(row["background_share"]), "top_categories": row["category_shares"],
+                          "n_events": int(row["n_driving_events"]), "first_event": row["driving_from"] or None,
+                          "last_event": row["driving_to"] or None,
+                          "discovered_share": float((df.loc[m, "source"] == "discovered").mean()) if m.any() else float("nan")}
     # recent skill: share of the next week's incidents inside the zones chosen at four earlier weekly origins
     shares, areas = [], []
     for k in range(1, 5):

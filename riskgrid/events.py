@@ -258,7 +258,7 @@ class EventSet:
             rejected=rejected,
             local_tz=df[time].dtype.tz if isinstance(df[time].dtype, pd.DatetimeTZDtype) else None,
         )
-        out.validation = validation
+        out.validation = validation if id is None else {**validation, "id_column": str(id)}
         return out
 
     def _take(self, idx: np.ndarray, codes=None, categories=None) -> "EventSet":

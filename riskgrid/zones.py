@@ -281,7 +281,7 @@ class ZoneSet:
             return {}
         return {"risk_lo": float(z.risk_lo), "risk_hi": float(z.risk_hi), "p_any": float(z.p_any)}
 
-    def to_geojson(self, metadata: dict | None = None) -> dict:
+    def to_geojson(self, metadata: dict | None = None, zone_properties: dict | None = None) -> dict:
         """FeatureCollection with one Feature per zone (RFC 7946).
 
         The geometry is the merged outline of the zone's cells (Polygon, or
@@ -302,8 +302,17 @@ class ZoneSet:
             foreign member ``"riskgrid"`` of the collection; meant for the
             forecast window, horizon, units and model, so that a web map
             loading the file can tell a 4-day count from a daily rate.
+        zone_properties : dict, optional
+            Zone number (1-based) -> JSON-ready values for that zone only (e.g.
+            the explanation summary: background share, top categories, number
+            and dates of the driving events); they may not override the
+            zone's own properties.
         """
         metadata = dict(metadata or {})
+        zone_properties = {int(k): dict(v) for k, v in (zone_properties or {}).items()}
+        unknown = sorted(set(zone_properties) - {int(z.number) for z in self.zones})
+        if unknown:
+            raise ValueError(f"zone_properties names zones {unknown} that do not exist (zones are 1..{len(self.zones)})")
         feats = []
         for z in self.zones:
             geom = _normalise_geometry(h3.cells_to_geo(list(z.h3)))
@@ -321,9 +330,11 @@ class ZoneSet:
             }
             if self.interval_level is not None:
                 props.update(interval_level=float(self.interval_level), interval_method=str(self.interval_method))
-            clash = sorted(set(props) & set(metadata))
+            own = zone_properties.get(int(z.number), {})
+            clash = sorted((set(props) & set(metadata)) | (set(props) & set(own)))
             if clash:
                 raise ValueError(f"metadata may not override the zone properties {clash}")
+            props.update(own)
             props.update(metadata)
             feats.append({"type": "Feature", "geometry": geom, "properties": props})
         out = {"type": "FeatureCollection", "features": feats}

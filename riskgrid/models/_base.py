@@ -211,8 +211,84 @@ class RiskModel(BaseEstimator):
         self.fit_end_ = float(end_days) if end is not None else float(ev.t[-1])
         self.last_event_ = float(ev.t[-1])
         self.n_events_ = int((cell >= 0).sum())
+        self.training_events_ = ev  # what explain() names: the events the model saw (time-sorted)
         self._fit(ev, grid, cell, self.fit_end_)
         return self
+
+    # ------------------------------------------------------------ explanation
+    #: how many of the highest-risk cells :meth:`explain` covers when ``cells`` is not given
+    EXPLAIN_DEFAULT_CELLS = 20
+
+    def explain(self, start=None, horizon_days: float = 1.0, cells=None):
+        """Why each cell gets its forecast: background vs triggered parts and the past events behind them.
+
+        Parameters
+        ----------
+        start, horizon_days
+            The forecast window, as :meth:`predict` (days).
+        cells : sequence of H3 ids (str or int) or of cell positions, optional
+            Cells to explain (default: the :attr:`EXPLAIN_DEFAULT_CELLS`
+            highest-risk cells of the forecast).
+
+        Returns
+        -------
+        :class:`~riskgrid.models.explain.Explanation`
+            ``cells`` (risk = background + triggered per cell) and
+            ``contributions`` (each past event's share of each cell's
+            forecast); see :mod:`riskgrid.models.explain` for what the two
+            parts mean for each model.
+
+        Raises
+        ------
+        NotImplementedError
+            For a model that cannot decompose its forecast.
+        """
+        from .explain import build_explanation
+
+        if not horizon_days > 0:
+            raise ValueError(f"horizon_days must be > 0, got {horizon_days}")
+        s = self._start_days(start)
+        H = float(horizon_days)
+        if not hasattr(self, "_explain_parts"):
+            raise NotImplementedError(f"{type(self).__name__} cannot decompose its forecast into explained parts")
+        if cells is None:
+            risk = np.asarray(self.predict(start, H).values)
+            risk = risk.sum(axis=0) if risk.ndim == 2 else risk
+            k = min(self.EXPLAIN_DEFAULT_CELLS, risk.size)
+            idx = np.sort(np.argsort(-risk, kind="stable")[:k])
+        else:
+            idx = self._cell_positions(cells)
+        parts = self._explain_parts(s, H, idx)
+        units = str(self._output_attrs().get("units", "expected events per cell in the forecast window"))
+        return build_explanation(self, parts, idx, s, H, units)
+
+    def _cell_positions(self, cells) -> np.ndarray:
+        """Grid positions of ``cells`` (H3 strings, H3 integers or positions); unknown cells raise ``ValueError``."""
+        grid = self.grid_
+        vals = list(np.atleast_1d(np.asarray(cells, dtype=object)))
+        if not vals:
+            raise ValueError("cells must name at least one cell")
+        out = []
+        for v in vals:
+            if isinstance(v, str):
+                pos = np.flatnonzero(grid.cell_ids == v)
+            elif isinstance(v, (int, np.integer)) and 0 <= int(v) < len(grid):
+                pos = np.array([int(v)])
+            elif isinstance(v, (int, np.integer)):
+                pos = np.flatnonzero(grid.cells == np.uint64(int(v)))
+            else:
+                pos = np.array([], dtype=np.int64)
+            if pos.size != 1:
+                raise ValueError(f"cell {v!r} is not a cell of the grid (give H3 ids or positions 0..{len(grid) - 1})")
+            out.append(int(pos[0]))
+        if len(set(out)) != len(out):
+            raise ValueError("cells lists a cell twice")
+        return np.asarray(out, dtype=np.int64)
+
+    def _target_total_rows(self) -> np.ndarray:
+        """Positions in ``categories_`` of the forecast (target) categories."""
+        target = getattr(self, "target_", None) or self.categories_
+        return np.array([i for i, c in enumerate(self.categories_) if c in target], dtype=np.int64)
 
     def _check_fitted(self):
         if not hasattr(self, "grid_"):

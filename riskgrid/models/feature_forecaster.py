@@ -403,6 +403,62 @@ class FeatureForecaster(RiskModel):
     def _output_attrs(self) -> dict:
         return {"estimator": self.estimator_, "n_features": len(self.feature_names_)}
 
+    def feature_contributions(self, start=None, cells=None):
+        """Each feature's additive contribution to the log forecast of each cell (GLM estimator only).
+
+        With the Poisson GLM the forecast rate is ``exp(intercept + sum_j c_j)``;
+        ``c_j`` is the coefficient times the standardised, transformed value of
+        feature ``j`` (its two log columns added). A positive ``c_j`` raises
+        the cell's forecast by the factor ``exp(c_j)`` against a cell with the
+        panel-average value of that feature.
+
+        Parameters
+        ----------
+        start : timestamp or float, optional
+            Forecast start (default: the end of the fit).
+        cells : sequence of H3 ids or positions, optional
+            Default: every cell.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``h3``; one column per feature plus ``intercept`` and
+            ``log_rate`` (their sum: ``log`` of the expected events in
+            ``horizon_days_`` days).
+
+        Raises
+        ------
+        NotImplementedError
+            When the fitted estimator is not ``"glm"`` (boosted trees do not
+            decompose additively on the log scale).
+        """
+        import pandas as pd
+
+        s = self._start_days(start)
+        if self.estimator_ != "glm":
+            raise NotImplementedError(
+                f"feature_contributions needs estimator='glm' (the fitted estimator is {self.estimator_!r}); "
+                "use feature_importances_ for the trees"
+            )
+        idx = np.arange(len(self.grid_)) if cells is None else self._cell_positions(cells)
+        X, _ = self._features(np.array([s]))
+        T = self._transform(X[0][idx])
+        glm = self.models_["glm"]
+        parts = T * glm.coef_
+        n_log = int(self.log_cols_.sum())
+        names = list(self.feature_names_)
+        log_names = [n for n, is_log in zip(names, self.log_cols_) if is_log]
+        other = [n for n, is_log in zip(names, self.log_cols_) if not is_log]
+        contrib = {}
+        for i, n in enumerate(log_names):
+            contrib[n] = parts[:, i] + parts[:, n_log + i]
+        for i, n in enumerate(other):
+            contrib[n] = parts[:, 2 * n_log + i]
+        out = pd.DataFrame({n: contrib[n] for n in names}, index=pd.Index(self.grid_.cell_ids[idx], name="h3"))
+        out["intercept"] = float(glm.intercept_)
+        out["log_rate"] = out[names].sum(axis=1) + float(glm.intercept_)
+        return out
+
     @property
     def feature_importances_(self):
         """Permutation importance on the last training origins (log-likelihood drop per row, nats)."""

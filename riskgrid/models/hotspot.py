@@ -60,6 +60,26 @@ class CountHotspot(RiskModel):
     def _predict(self, start_days, horizon_days):
         return self.rate_ * horizon_days
 
+    def _explain_parts(self, s, H, cells):
+        """All background: each window event counts ``weight / window_days * H`` in its own cell."""
+        ev = self.training_events_
+        cell = self.grid_.assign(ev)
+        use, span = _training_window(self.window_days, ev, cell, self.fit_end_)
+        return _explain_own_cell(cells, cell, use, ev.weight / span * H, "background")
+
+
+def _explain_own_cell(cells, cell, use, value, part):
+    """Parts where each used event contributes ``value`` to its own cell only."""
+    from .explain import concat_parts
+
+    rows, total = [], np.zeros(cells.size)
+    for j, c in enumerate(cells):
+        idx = np.flatnonzero(use & (cell == c))
+        total[j] = float(value[idx].sum())
+        rows.append((j, idx, value[idx], part))
+    zero = np.zeros(cells.size)
+    return concat_parts(total, zero, rows) if part == "background" else concat_parts(zero, total, rows)
+
 
 def _training_window(window_days, events, cell, end_days):
     """Events in the grid and in ``[end - window_days, end)`` (all when ``None``) and the window's length in days."""
@@ -148,6 +168,31 @@ class KDEHotspot(RiskModel):
     def _predict(self, start_days, horizon_days):
         return self.rate_ * horizon_days
 
+    def _explain_parts(self, s, H, cells):
+        """All background: each window event's kernel mass at the cell centre x area / window_days x H."""
+        from .explain import concat_parts
+
+        ev, grid = self.training_events_, self.grid_
+        cell = grid.assign(ev)
+        use, span = _training_window(self.window_days, ev, cell, self.fit_end_)
+        idx = np.flatnonzero(use)
+        x, y = ev.xy(grid.projection)
+        qx, qy = grid.centroids_xy
+        h, area = float(self.bandwidth_m), grid.area_m2
+        total, rows = np.zeros(cells.size), []
+        for j, c in enumerate(cells):
+            r2 = (x[idx] - qx[c]) ** 2 + (y[idx] - qy[c]) ** 2
+            if self.kernel == "gaussian":
+                k = np.exp(-0.5 * r2 / (h * h)) / (2.0 * np.pi * h * h)
+            else:
+                u = r2 / (h * h)
+                k = np.where(u < 1.0, 3.0 / (np.pi * h * h) * (1.0 - u) ** 2, 0.0)
+            k = np.where(r2 <= self.cutoff_m_ ** 2, k, 0.0)
+            val = ev.weight[idx] * k * area[c] / span * H
+            total[j] = float(val.sum())
+            rows.append((j, idx, val, "background"))
+        return concat_parts(total, np.zeros(cells.size), rows)
+
 
 class ProspectiveHotspot(RiskModel):
     """Prospective hotspotting (Bowers, Johnson & Pease 2004) on H3 rings.
@@ -225,3 +270,28 @@ class ProspectiveHotspot(RiskModel):
         if total <= 0:
             return np.zeros_like(w)
         return w / total * self.recent_rate_ * horizon_days
+
+    def _explain_parts(self, s, H, cells):
+        """All recent (triggered): each event's ``weight / (1 + rings) / (1 + weeks)``, rescaled like predict."""
+        from .explain import concat_parts
+
+        ev, grid = self.training_events_, self.grid_
+        cell = grid.assign(ev)
+        w = int(self.window_weeks)
+        idx = np.flatnonzero((cell >= 0) & (ev.t >= self.fit_end_ - 7.0 * w))
+        age = np.floor((s - ev.t[idx]) / 7.0).astype(np.int64)
+        live = (age >= 0) & (age < w)
+        idx, age = idx[live], age[live]
+        total_score = float(self._scores(s).sum())
+        scale = self.recent_rate_ * H / total_score if total_score > 0 else 0.0
+        indptr, indices, ring = self.neighbours_
+        total, rows = np.zeros(cells.size), []
+        for j, c in enumerate(cells):
+            d = np.full(len(grid), -1, dtype=np.int64)
+            d[indices[indptr[c]:indptr[c + 1]]] = ring[indptr[c]:indptr[c + 1]]
+            dist = d[cell[idx]]
+            near = dist >= 0
+            val = ev.weight[idx[near]] / (1.0 + dist[near]) / (1.0 + age[near]) * scale
+            total[j] = float(val.sum())
+            rows.append((j, idx[near], val, "triggered"))
+        return concat_parts(np.zeros(cells.size), total, rows)

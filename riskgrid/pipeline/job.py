@@ -52,6 +52,67 @@ EXPOSURE_TOP_N = 50
 #: the zones table (one row per zone, 1..n: expected events, interval, P(any)) written with the "zones" format
 ZONES_CSV = "zones.csv"
 
+#: the per-zone explanation tables written beside zones.geojson (top driving events of each zone)
+ZONES_EXPLAINED = ("zones_explained.csv", "zones_explained.parquet")
+#: driving events listed per zone in zones_explained
+ZONE_EXPLAIN_TOP = 10
+
+
+def explain_zones(model, zones, start, horizon_days: float):
+    """``(summary, events)`` of :meth:`Explanation.by_zone <riskgrid.models.explain.Explanation.by_zone>` for
+    the zone cells, or ``None`` when there is no zone or the model cannot decompose its forecast."""
+    import numpy as np
+
+    cz = np.asarray(zones.cell_zone)
+    cells = np.flatnonzero(cz > 0)
+    if cells.size == 0 or not hasattr(model, "_explain_parts"):
+        return None
+    return model.explain(start, horizon_days, cells=cells).by_zone(cz, top=ZONE_EXPLAIN_TOP)
+
+
+def zone_explanation_properties(explained) -> dict | None:
+    """Zone number -> JSON-ready explanation summary for zones.geojson (NaN written as null)."""
+    import math
+
+    if explained is None:
+        return None
+    keys = ("background", "triggered", "background_share", "top_categories", "n_driving_events", "driving_from",
+            "driving_to")
+    out = {}
+    for z, row in explained[0].iterrows():
+        vals = {}
+        for k in keys:
+            v = row[k]
+            if isinstance(v, float) and math.isnan(v):
+                v = None
+            vals[k] = v.item() if hasattr(v, "item") else v
+        out[int(z)] = vals
+    return out
+
+
+def briefing_explanations(explained) -> dict | None:
+    """Zone number -> the briefing's "why" inputs (background share, categories, driving events)."""
+    if explained is None:
+        return None
+    return {int(z): {"background_share": float(r["background_share"]), "top_categories": r["category_shares"],
+                     "n_events": int(r["n_driving_events"]), "first_event": r["driving_from"] or None,
+                     "last_event": r["driving_to"] or None}
+            for z, r in explained[0].iterrows()}
+
+
+def write_zones_explained(events, path, meta: dict) -> str:
+    """The zones' top driving events as CSV or Parquet (by the file suffix), with the forecast window and model."""
+    table = events.copy()
+    table["time"] = table["time"].astype(str)
+    for k in ("window_start", "window_end", "horizon_days", "model"):
+        table[k] = meta[k]
+    if path.endswith(".csv"):
+        table.to_csv(path, index=False, lineterminator="\n")
+    else:
+        table.to_parquet(path, index=False)
+    return path
+
+
 #: format -> file name inside the output folder (the names live in riskgrid.products.PRODUCT_FILES)
 PRODUCTS = {
     "netcdf": "risk.nc",
@@ -136,7 +197,7 @@ def run_forecast(config, date, out_dir, skip_existing: bool = False, progress: b
     if progress:
         from tqdm.auto import tqdm
 
-        n_steps = 7 + len(formats) + bool(cfg["outputs"].get("exposure_log", True))  # (7: read ... zones, hash)
+        n_steps = 8 + len(formats) + ("zones" in formats) + bool(cfg["outputs"].get("exposure_log", True))  # (8: read ... zones, explain, hash)
         bar = tqdm(total=n_steps, unit="step", leave=False, disable=None)  # off when not a TTY
     try:
         return _run(cfg, day, day_s, parent, target, formats, step, timings, t_all)
@@ -171,6 +232,8 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
             zones = zones.with_interval(interval["zone_lo"].values, interval["zone_hi"].values,
                                         interval["zone_p_any"].values, interval.attrs["interval_level"],
                                         interval.attrs["interval_method"])
+    with step("explain zones"):
+        explained = explain_zones(model, zones, day, horizon)
 
     provenance = {
         "city": cfg["city"],
@@ -197,7 +260,8 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
         "model": cfg["model"]["name"],
     }
     options = dict(grid=grid, zones=zones, pixel_m=float(cfg["outputs"]["raster_pixel_m"]),
-                   crs=cfg["outputs"]["raster_crs"], title=title, metadata=zone_meta)
+                   crs=cfg["outputs"]["raster_crs"], title=title, metadata=zone_meta,
+                   zone_properties=zone_explanation_properties(explained))
 
     created = [d for d in (os.path.dirname(parent), parent) if not os.path.isdir(d)]
     os.makedirs(parent, exist_ok=True)
@@ -208,12 +272,17 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
                 continue  # written last: it embeds the map and reads the exposure log
             with step(f"write {fmt}"), writing(os.path.join(tmp, PRODUCTS[fmt]), target, fmt):
                 products.write_product(fmt, ds, os.path.join(tmp, PRODUCTS[fmt]), **options)
+        if "zones" in formats and explained is not None:
+            with step("write zones_explained"):
+                for name in ZONES_EXPLAINED:
+                    with writing(os.path.join(tmp, name), target, "zones_explained"):
+                        write_zones_explained(explained[1], os.path.join(tmp, name), zone_meta)
         if "zones" in formats:
             with writing(os.path.join(tmp, ZONES_CSV), target, "zones table"):
                 products.write_zones_csv(zones, os.path.join(tmp, ZONES_CSV), metadata=zone_meta)
         if "briefing" in formats:
             with step("write briefing"), writing(os.path.join(tmp, PRODUCTS["briefing"]), target, "briefing"):
-                _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options)
+                _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained)
         if cfg["outputs"].get("exposure_log", True):
             with step("exposure log"), writing(os.path.join(os.path.dirname(parent), "exposure"), None, "exposure log"):
                 _append_exposure(cfg, parent, day, horizon, risk, grid, zones, fc)
@@ -269,7 +338,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     return manifest
 
 
-def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options) -> None:
+def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained=None) -> None:
     """``briefing.html`` in the temporary folder: map (the job's PNG), zones, close-ups, trend from the exposure log."""
     from .. import products
     from ..exposure import read_exposure
@@ -285,6 +354,7 @@ def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones
         write_briefing(
             os.path.join(tmp, PRODUCTS["briefing"]), zones, forecast_start=day, horizon_days=horizon, map_png=png,
             city=cfg["city"], model=cfg["model"]["name"], units="incidents",
+            explanations=briefing_explanations(explained),
             last_event=before.timestamps.iloc[-1] if len(before) else None,
             trends=zone_flag_history(read_exposure(os.path.dirname(parent), name=cfg["city"]), zones, before=day),
             trend_percent=True,

@@ -59,7 +59,7 @@ FORMATS = ("netcdf", "zarr", "geojson", "parquet", "csv", "geotiff", "png", "zon
 
 
 def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float = 50.0, crs: str = "EPSG:3857",
-                  title: str | None = None, metadata: dict | None = None) -> str:
+                  title: str | None = None, metadata: dict | None = None, zone_properties: dict | None = None) -> str:
     """Write one product of the forecast Dataset ``ds`` (:func:`risk_dataset`) to ``path``.
 
     Parameters
@@ -77,6 +77,9 @@ def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float =
     metadata : dict, optional
         ``"zones"``: JSON-ready forecast metadata (window start, horizon,
         units, model) put into every zone's properties.
+    zone_properties : dict, optional
+        ``"zones"``: zone number -> JSON-ready values for that zone (the
+        explanation summary of the nightly job).
     """
     if fmt == "netcdf":
         return write_netcdf(ds, path)
@@ -95,7 +98,7 @@ def write_product(fmt: str, ds, path, *, grid=None, zones=None, pixel_m: float =
     if fmt == "zones":
         if zones is None:
             raise ValueError("the 'zones' product needs zones= (a ZoneSet from riskgrid.select_zones)")
-        return write_zones_geojson(zones, path, metadata=metadata)
+        return write_zones_geojson(zones, path, metadata=metadata, zone_properties=zone_properties)
     if fmt == "briefing":
         if zones is None:
             raise ValueError("the 'briefing' product needs zones= (a ZoneSet from riskgrid.select_zones)")

@@ -130,15 +130,22 @@ def _why_text(z, expl: Mapping | None, units_text: str) -> str:
     bg = expl.get("background_share")
     if bg is not None and math.isfinite(float(bg)):
         bg = float(bg)
-        parts.append(f"{_pct(bg)} of its expected count is long-term background (a place with incidents week after "
-                     f"week); {_pct(1 - bg)} comes from recent incidents nearby (short-term repeat and near-repeat risk).")
+        if bg >= 1.0:
+            parts.append("All of its expected count is long-term background (a place with incidents week after week); "
+                         "this model has no short-term (repeat or near-repeat) part.")
+        else:
+            parts.append(f"{_pct(bg)} of its expected count is long-term background (a place with incidents week "
+                         f"after week); {_pct(1 - bg)} comes from recent incidents nearby (short-term repeat and "
+                         f"near-repeat risk).")
     n = expl.get("n_events")
-    if n is not None and not (isinstance(n, float) and math.isnan(n)):
+    if n is not None and not (isinstance(n, float) and math.isnan(n)) and int(n) > 0:
         first, last = expl.get("first_event"), expl.get("last_event")
         span = ""
         if first is not None and last is not None and not pd.isna(first) and not pd.isna(last):
             span = f" between {pd.Timestamp(first):%d %b %Y} and {pd.Timestamp(last):%d %b %Y}"
-        if bg is not None and math.isfinite(float(bg)):
+        if bg is not None and math.isfinite(float(bg)) and float(bg) >= 1.0:
+            parts.append(f"{int(n)} past incident{'s' if int(n) != 1 else ''}{span} make up that background.")
+        elif bg is not None and math.isfinite(float(bg)):
             parts.append(f"{int(n)} recent incident{'s' if int(n) != 1 else ''}{span} drive the short-term part.")
         else:
             parts.append(f"{int(n)} incident{'s' if int(n) != 1 else ''} were recorded in the zone{span} "

@@ -117,9 +117,10 @@ def write_csv(obj, path) -> str:
     return os.fspath(path)
 
 
-def write_zones_geojson(zones, path, metadata: dict | None = None) -> str:
+def write_zones_geojson(zones, path, metadata: dict | None = None, zone_properties: dict | None = None) -> str:
     """GeoJSON of the patrol zones (:meth:`ZoneSet.to_geojson`); ``metadata`` (window, horizon, units, model)
-    goes into every zone's properties and the collection's ``"riskgrid"`` member."""
-    _json_dump(zones.to_geojson(metadata=metadata), os.fspath(path))
+    goes into every zone's properties and the collection's ``"riskgrid"`` member; ``zone_properties``
+    (zone number -> values, e.g. the explanation summary) into that zone's only."""
+    _json_dump(zones.to_geojson(metadata=metadata, zone_properties=zone_properties), os.fspath(path))
     return os.fspath(path)
 

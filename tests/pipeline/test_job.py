@@ -80,14 +80,14 @@ def test_job_writes_every_product_and_manifest(tmp_path):
     assert man["folder"] == str(folder) and not man["skipped"]
     assert sorted(os.listdir(tmp_path / "out" / "testville")) == [DATE]  # no temporary folder left
     names = set(os.listdir(folder))
-    assert names == set(job.PRODUCTS.values()) | {job.ZONES_CSV} | {"manifest.json"}
+    assert names == set(job.PRODUCTS.values()) | {job.ZONES_CSV} | set(job.ZONES_EXPLAINED) | {"manifest.json"}
     on_disk = json.load(open(folder / "manifest.json"))
     assert on_disk["files"] == man["files"]
     for f in man["files"]:  # every file listed with its true hash and size
         p = folder / f["path"]
         assert p.stat().st_size == f["bytes"] and publish.sha256_file(p) == f["sha256"]
     listed = {f["path"].split("/")[0] for f in man["files"]}
-    assert listed == set(job.PRODUCTS.values()) | {job.ZONES_CSV}
+    assert listed == set(job.PRODUCTS.values()) | {job.ZONES_CSV} | set(job.ZONES_EXPLAINED)
     assert man["riskgrid_version"] == rg.__version__
     valid = validate_config(cfg)
     assert man["config_sha256"] == publish.config_sha256(valid)
@@ -264,7 +264,7 @@ def test_gridhawkes_job(tmp_path):
     cfg["outputs"]["formats"] = ["netcdf", "zones"]
     man = rg.run_forecast(cfg, DATE, tmp_path / "out")
     assert man["fit"]["model"] == "GridHawkes" and man["fit"]["params"]["spillover_rings"] == 1
-    assert sorted(f["path"] for f in man["files"]) == ["risk.nc", "zones.csv", "zones.geojson"]
+    assert sorted(f["path"] for f in man["files"]) == ["risk.nc", "zones.csv", "zones.geojson", "zones_explained.csv", "zones_explained.parquet"]
     assert man["risk_total"] > 0
 
 
