@@ -41,7 +41,7 @@ from riskgrid.models import make_model
 
 distributed = pytest.importorskip("distributed")
 
-TIMING = ["fit_seconds", "predict_seconds"]
+TIMING = ["fit_seconds", "predict_seconds", "interval_seconds"]
 CENTRES = [(41.85, -87.65), (40.71, -74.00), (37.77, -122.42)]
 
 
