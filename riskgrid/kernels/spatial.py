@@ -9,7 +9,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["build_hash_grid", "hash_points", "hex_distance_ij", "hex_ring_csr", "cubic_basis", "lattice_cells"]
+__all__ = ["build_hash_grid", "hash_points", "hex_distance_ij", "hex_ring_csr", "cubic_basis", "lattice_cells", "dilate_ij_table"]
 
 
 @jit
@@ -192,7 +192,7 @@ def cubic_basis(a, b, out):
 
 
 @jit
-def lattice_cells(x, y, sx, sy, scale, cu, cv, table, imin, jmin, w, hgt, tol, xlo, xhi, ylo, yhi):
+def lattice_cells(x, y, sx, sy, scale, cu, cv, table, imin, jmin, w, hgt, tol, xlo, xhi, ylo, yhi, li, lj):
     """Grid cell of points from a fitted map to H3 local IJ coordinates, or "ask h3".
 
     Each point ``(x, y)`` (metres) is mapped to continuous IJ coordinates by
@@ -206,7 +206,9 @@ def lattice_cells(x, y, sx, sy, scale, cu, cv, table, imin, jmin, w, hgt, tol, x
     Returns int64 per point: the cell's position (``table[(i - imin) * hgt +
     (j - jmin)]``), ``-1`` when the point is certainly outside the grid
     (outside ``[xlo, xhi] × [ylo, yhi]`` or its lattice cell not in the grid),
-    ``-2`` when undecided.
+    ``-2`` when undecided. When ``li``, ``lj`` (int64) have one slot per
+    point, the decided points' lattice coordinates are written there too
+    (pass empty arrays otherwise).
     """
     n = x.size
     out = np.empty(n, dtype=np.int64)
@@ -252,4 +254,24 @@ def lattice_cells(x, y, sx, sy, scale, cu, cv, table, imin, jmin, w, hgt, tol, x
             out[p] = -1
         else:
             out[p] = table[ii * hgt + jj]
+        if li.size == n:
+            li[p] = bi
+            lj[p] = bj
     return out
+
+
+@jit
+def dilate_ij_table(ci, cj, k):
+    """Dense table over the IJ box of ``(ci, cj)`` widened by ``k``: 1 where a cell lies within ``k`` rings
+    of one of them, else 0. Returns ``(table, imin, jmin, w, hgt)`` (``table[(i - imin) * hgt + (j - jmin)]``)."""
+    imin = ci.min() - k
+    jmin = cj.min() - k
+    w = ci.max() + k - imin + 1
+    hgt = cj.max() + k - jmin + 1
+    table = np.zeros(w * hgt, dtype=np.int8)
+    for c in range(ci.size):
+        for di in range(-k, k + 1):
+            for dj in range(-k, k + 1):
+                if hex_distance_ij(di, dj) <= k:
+                    table[(ci[c] + di - imin) * hgt + (cj[c] + dj - jmin)] = 1
+    return table, imin, jmin, w, hgt

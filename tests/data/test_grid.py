@@ -371,3 +371,21 @@ def test_lattice_assignment_near_a_pentagon_uses_h3(rng):
     lat0, lon0 = h3.api.basic_int.cell_to_latlng(p)
     lat, lon = lat0 + rng.normal(0, 0.05, 2000), lon0 + rng.normal(0, 0.05, 2000)
     np.testing.assert_array_equal(grid.assign(lat, lon), grid.index_of(rg.latlng_to_cells(lat, lon, 8)))
+
+
+@pytest.mark.parametrize("city", sorted(CITIES))
+@pytest.mark.parametrize("res", [9, 11])
+def test_event_cells_from_a_sampled_lattice_equal_h3(rng, city, res):
+    from riskgrid.grid import EVENT_SAMPLE, _event_cells
+
+    lat0, lon0 = CITIES[city]
+    n = 5 * EVENT_SAMPLE
+    lat, lon = lat0 + rng.normal(0, 0.03, n), lon0 + rng.normal(0, 0.04, n)
+    ep = np.concatenate([_near_edge_points(np.unique(rg.latlng_to_cells(lat[:60], lon[:60], res)), e) for e in (1e-8, 1e-10)])
+    lat = np.concatenate([lat, ep[:, 0], [0.0, -45.0]])
+    lon = np.concatenate([lon, ep[:, 1], [0.0, 170.0]])
+    order = rng.permutation(lat.size)
+    lat, lon = lat[order], lon[order]
+    f = h3.api.basic_int.latlng_to_cell
+    expected = np.array([f(a, b, res) for a, b in zip(lat.tolist(), lon.tolist())], dtype=np.uint64)
+    np.testing.assert_array_equal(_event_cells(lat, lon, res), expected)
