@@ -183,7 +183,32 @@ def estimate_cells_in_polygons(polygons, resolution: int) -> int:
 
 
 def _dilate(cells: np.ndarray, rings: int) -> np.ndarray:
-    """``cells`` plus every cell within ``rings`` grid steps: grown ring by ring from the frontier."""
+    """``cells`` plus every cell within ``rings`` grid steps (the union of ``grid_disk(c, rings)``).
+
+    On a flat part of the grid (see :meth:`HexGrid._local_ij`: no pentagon
+    within ``rings + 2`` rings) the disks are drawn on local IJ coordinates
+    and each cell of the result named by ``local_ij_to_cell`` (one C call per
+    cell); elsewhere, or if h3 refuses a coordinate, grown ring by ring from
+    the frontier with ``grid_disk``.
+    """
+    if cells.size:
+        res = int((int(cells[0]) >> 52) & 15)
+        g = HexGrid(cells, res)
+        lij = g._local_ij()
+        if lij is not None and lij[2] > rings + 2:
+            table, imin, jmin, w, hgt = dilate_ij_table(lij[0], lij[1], int(rings))
+            ii, jj = np.divmod(np.flatnonzero(table), hgt)
+            anchor = int(g.cells[g.cells.size // 2])  # the anchor of _local_ij()
+            f = _local_ij_to_cell
+            try:
+                out = np.fromiter(
+                    map(f, itertools.repeat(anchor, ii.size), (ii + imin).tolist(), (jj + jmin).tolist()),
+                    dtype=np.uint64, count=ii.size,
+                )
+            except (h3.H3BaseException, ValueError):
+                out = None
+            if out is not None:
+                return np.unique(out)
     seen = set(cells.tolist())
     frontier = list(seen)
     disk = h3i.grid_disk

@@ -289,6 +289,9 @@ def test_local_ij_ring_table_across_base_cell_seams(rng):
             continue
         for a, b in zip(fast, grid._neighbours_h3(2)):
             np.testing.assert_array_equal(a, b)
+        # dilation on local IJ across the seam equals the union of h3 disks
+        disks = np.unique(np.concatenate([h3i.grid_disk(int(c), 2) for c in grid.cells]).astype(np.uint64))
+        np.testing.assert_array_equal(_dilate(grid.cells, 2), disks)
         checked += 1
     assert checked >= 5
 
