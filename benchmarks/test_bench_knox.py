@@ -71,6 +71,20 @@ def test_knox_fast(benchmark, datasets, n):
     )
 
 
+@pytest.mark.parametrize("n", [10_000, 20_000])
+def test_knox_weighted(benchmark, datasets, n):
+    """Weighted pair counts (issue 13; weights 1-3) beside the unweighted run of the same group."""
+    ev = datasets[n].with_weights(1.0 + (np.arange(len(datasets[n])) % 3))
+    benchmark.group = f"knox 999 permutations, {n:,} events"
+    knox_test(ev, SPACE, TIME, n_permutations=2, seed=0, weights=True)  # compile
+    res = benchmark.pedantic(
+        lambda: knox_test(ev, SPACE, TIME, n_permutations=N_PERMUTATIONS, seed=0, weights=True), rounds=1, iterations=1
+    )
+    assert res.weighted and res.ratio[1, 0] > 1
+    benchmark.extra_info.update(n_events=len(ev), n_permutations=N_PERMUTATIONS, n_close_pairs=res.n_close_pairs,
+                                s_per_permutation=benchmark.stats.stats.min / N_PERMUTATIONS)
+
+
 @pytest.mark.parametrize("n", [s for s in SIZES if s <= REF_MAX_EVENTS])
 def test_knox_bruteforce_reference(benchmark, datasets, n):
     ev = datasets[n]
