@@ -329,7 +329,8 @@ def _mixture_profile(v, bg, comp, scales):
     """
     best = (-np.inf, scales[0], 0.0)
     for sc in scales:
-        e = comp(v, sc)
+        with np.errstate(over="ignore", under="ignore"):
+            e = comp(v, sc)
         d = e - bg
         pi = 0.5
         for _ in range(30):
@@ -348,7 +349,7 @@ def _mixture_profile(v, bg, comp, scales):
     return best[1], best[2]
 
 
-def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=20_000, n_pairs=100_000):
+def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=50_000, n_pairs=100_000):
     """Data-driven start ``(theta, omega, sigma)`` of the exp-gauss EM from close pairs of events.
 
     On a square block of about ``n_events`` events around the median place,
@@ -362,7 +363,10 @@ def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=20_000
     ``sigma`` (truncated at ``R``), over ``sigma`` from ``R`` down to
     ``R / 1000``. With ``p`` = triggered pairs per event / the kernel's mass
     inside the window (ancestor-descendant pairs: ``theta / (1 - theta)`` per
-    event), ``theta = p / (1 + p)``, clipped to [0.05, 0.9]. Works whatever the time scale
+    event), ``theta = p / (1 + p)``, clipped to [0.05, 0.9]; the pairs' mean
+    lag spans ``1 / (1 - theta)`` generations on average, so ``omega`` is the
+    fitted rate times ``1 / (1 - theta)`` and ``sigma`` the fitted scale
+    times ``sqrt(1 - theta)`` (at least ``min_sigma_m``). Works whatever the time scale
     (minutes to months), in one pass over at most ``n_pairs`` sampled pairs.
     """
     n = t.size
@@ -391,18 +395,25 @@ def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=20_000
 
     delay, pi_u = _mixture_profile(u, bg_u, exp_trunc, 3.0 * md * 10.0 ** (-np.arange(0, 61) / 8.0))
     omega = 1.0 / delay
-    close = u <= min(md, 2.0 * delay)
-    rc = r[close] if close.sum() >= 10 else r
+    # distances of pairs close in time; pairs at one point (block-level data) have zero density under both
+    # parts and say only "closer than the location precision": left out
+    close = (u <= min(md, 2.0 * delay)) & (r >= 1.0)
+    rc = r[close] if close.sum() >= 10 else r[r >= 1.0]
+    if rc.size < 10:
+        return None
 
     def rayleigh_trunc(v, sg):
         return v / (sg * sg) * np.exp(-0.5 * (v / sg) ** 2) / -math.expm1(-0.5 * (mr / sg) ** 2)
 
     sigma, _ = _mixture_profile(rc, 2.0 * rc / (mr * mr), rayleigh_trunc, mr * 10.0 ** (-np.arange(0, 25) / 8.0))
-    sigma = max(float(sigma), float(min_sigma_m))
     mass = -math.expm1(-omega * md) * -math.expm1(-0.5 * (mr / sigma) ** 2)
     # triggered pairs per event: ancestor-descendant pairs, theta + theta² + ... = theta / (1 - theta)
     per_event = pi_u * n_all / (t.size * mass)
     theta = float(np.clip(per_event / (1.0 + per_event), 0.05, 0.9))
+    # an ancestor k generations back is k delays away; over those pairs E[k] = 1 / (1 - theta), so the pairs'
+    # mean lag overstates the mean delay by that factor, and their displacement variance sigma² by the same
+    omega = omega / (1.0 - theta)
+    sigma = max(float(sigma) * math.sqrt(1.0 - theta), float(min_sigma_m))
     return theta, float(omega), sigma
 
 
@@ -460,9 +471,10 @@ class SEPP(RiskModel):
         Truncation of the trigger: parents farther than ``max_distance_m``
         metres or earlier than ``max_days`` days contribute nothing. ``None``:
         derived from the fitted scale, ``5 sigma`` and ``10 / omega``, bounded
-        by 60 days and 2,000 m: EM starts at 500 m / 30 days and the truncation
+        by 60 days and 2,000 m: EM starts at the truncation of the start values
+        (``10 / omega``, ``5 sigma``, at most 30 days / 500 m) and the truncation
         follows the fitted scale (pairs rebuilt while it moves by more than
-        2 %, at most 3 times) before the final convergence. The bounds keep
+        2 %, at most 6 times) before the final convergence. The bounds keep
         the trigger a near-repeat effect: on block-level police data an
         unbounded window let it absorb slow background variation (NYC
         shootings: theta 0.90 with a mean delay of 3,310 days). A triggering
@@ -525,7 +537,12 @@ class SEPP(RiskModel):
     log_likelihood_ : float
         Log-likelihood of the fitted model (intensity in events / day / m²).
     n_iter_ : int
-        EM iterations done (all stages).
+        EM iterations done (all stages; E-steps, with SQUAREM's extrapolated states counted).
+    start_values_ : tuple of float
+        ``(theta, omega, sigma)`` EM started from: estimated on close pairs of
+        events (:func:`start_values`; any time scale, minutes to months), or
+        the fixed ``(0.5, 10 / 30 days, 100 m)`` when that estimate is not
+        possible (fewer than 20 close pairs).
     converged_ : bool
     max_days_, max_distance_m_ : float
         Truncation used in the final stage.
@@ -656,9 +673,10 @@ class SEPP(RiskModel):
     def _fit_expgauss_staged(self):
         """Exp-gauss EM; a derived truncation (``None``) follows the fitted scale.
 
-        Start at 30 days / 500 m; while ``10 / omega`` or ``5 sigma`` differ from
+        Start at the truncation of the start values (:func:`start_values`), at
+        most 30 days / 500 m; while ``10 / omega`` or ``5 sigma`` differ from
         the truncation in use by more than 2 %, rebuild the pairs and continue
-        EM at a loose tolerance (at most 3 times); then converge at ``tol``.
+        EM at a loose tolerance (at most 6 times); then converge at ``tol``.
         """
         user_md, user_mr = self.max_days, self.max_distance_m
         derived = user_md is None or user_mr is None
@@ -671,15 +689,17 @@ class SEPP(RiskModel):
             if sv is not None:
                 th, om, sg = sv
                 state = {"theta": th, "omega": om, "sigma": sg, "w": self._weights(1.0 - th)}
+                # the first truncation follows the start values but stays within the old initial one (pair memory);
+                # the stages below widen it when the fit asks for more
                 if user_md is None:
-                    md = min(_DAYS_SCALE / om, self._span, _MAX_DERIVED_DAYS)
+                    md = min(_DAYS_SCALE / om, self._span, _INIT_MAX_DAYS)
                 if user_mr is None:
-                    mr = min(_SIGMA_SCALE * sg, _MAX_DERIVED_DISTANCE_M)
+                    mr = min(_SIGMA_SCALE * sg, _INIT_MAX_DISTANCE_M)
                 log.info("SEPP start values from close pairs: theta %.3g, mean delay %.4g days, sigma %.1f m", th, 1 / om, sg)
         self.start_values_ = (state["theta"], state["omega"], state["sigma"])
         if derived:
             state = self._em("exp-gauss", state, md, mr, final=False)
-            for _ in range(3):
+            for _ in range(6):
                 new_md = float(user_md) if user_md is not None else min(_DAYS_SCALE / state["omega"], self._span, _MAX_DERIVED_DAYS)
                 new_mr = float(user_mr) if user_mr is not None else min(_SIGMA_SCALE * state["sigma"], _MAX_DERIVED_DISTANCE_M)
                 if abs(new_md / md - 1) <= 0.02 and abs(new_mr / mr - 1) <= 0.02:
