@@ -1344,10 +1344,9 @@ class SEPP(RiskModel):
         if self.trigger == "exp-gauss":
             lam = self._estep("exp-gauss", pairs, mu, wt, self.theta_, self.omega_, self.sigma_m_, nch)[0]
         else:
-            lam = self._estep(
-                "histogram", pairs, mu, wt, self.trigger_time_profile_, self.trigger_time_edges_,
-                self.trigger_distance_profile_, self.trigger_distance_edges_**2, nch,
-            )[0]
+            bins = self._pair_bins(pairs, self.trigger_time_edges_, self.trigger_distance_edges_**2)
+            lam = self._estep("histogram", pairs, mu, wt, self.trigger_time_profile_, bins, self.trigger_distance_profile_,
+                              nch)[0]
         if not weighted:
             comp = self.background_rate_ * self._background_integral(T, T2) + float(np.sum(self._time_integral(np.maximum(T - t, 0.0), T2 - t)))
             return float((np.sum(np.log(lam[n0:])) - comp) / tn.size)
