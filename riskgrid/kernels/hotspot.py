@@ -43,6 +43,66 @@ def _kernel_value(r2: float, h: float, kind: int) -> float:
     return 3.0 / (math.pi * h * h) * (1.0 - u) * (1.0 - u)
 
 
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds |v| < 2**51 to an integer held in the low bits
+_ROUND_MAGIC_BITS = 0x4338000000000000
+
+
+@jit
+def _gaussian_sum(r2, w, neg_half_inv_h2, c2, t):
+    """``sum_i w_i exp(neg_half_inv_h2 · r2_i)`` over ``r2_i <= c2``, in passes that the compiler vectorises.
+
+    ``exp`` is evaluated without a library call: ``x = k ln2 + r`` (Cody-Waite,
+    ``k`` rounded through :data:`_ROUND_MAGIC`), a degree-12 Taylor polynomial
+    on ``|r| <= ln2/2`` (truncation 2e-16) and ``2**k`` written into the
+    exponent bits; arguments are clamped at -700 (``exp(-700)`` ≈ 1e-304).
+    Relative error per term ~2 ulp; the sum runs in four interleaved partial
+    sums (fixed order). ``r2`` and ``w`` are overwritten; ``t`` is scratch of
+    the same length.
+    """
+    n = r2.size
+    for i in range(n):
+        x = max(neg_half_inv_h2 * r2[i], -700.0)
+        t[i] = x * _INV_LN2 + _ROUND_MAGIC
+    for i in range(n):
+        x = max(neg_half_inv_h2 * r2[i], -700.0)
+        kf = t[i] - _ROUND_MAGIC
+        r = (x - kf * _LN2_HI) - kf * _LN2_LO
+        p = 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        w[i] = p * (w[i] * (r2[i] <= c2))
+    ti = t.view(np.int64)
+    for i in range(n):
+        ti[i] = ((ti[i] - _ROUND_MAGIC_BITS) + 1023) << 52  # 2**k
+    scale = ti.view(np.float64)
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    m4 = n - n % 4
+    for i in range(0, m4, 4):
+        a0 += w[i] * scale[i]
+        a1 += w[i + 1] * scale[i + 1]
+        a2 += w[i + 2] * scale[i + 2]
+        a3 += w[i + 3] * scale[i + 3]
+    for i in range(m4, n):
+        a0 += w[i] * scale[i]
+    return (a0 + a1) + (a2 + a3)
+
+
 #: hash bins per cutoff length in :func:`kde_density` (bins of side cutoff/4: a query scans
 #: about 1.3 x the points inside its circle, against 2.9 x for a 3 x 3 block of cutoff-sized bins)
 KDE_BINS_PER_CUTOFF = 4
@@ -81,9 +141,11 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
     The events are counting-sorted into square bins of side ``cutoff /``
     :data:`KDE_BINS_PER_CUTOFF` and copied in bin order, so that for each bin
     row the bins that can reach a query form one contiguous run of points
-    (read as a stream, no index gather). The kernel's constant factor
-    (``1/(2πh²)`` or ``3/(πh²)``) is applied once per query: the result equals
-    the pair-by-pair sum to rounding (relative 1e-12 in the tests).
+    (read as a stream, no index gather). The Gaussian terms are summed by
+    :func:`_gaussian_sum` (a vectorised ``exp``, ~2 ulp a term). The kernel's
+    constant factor (``1/(2πh²)`` or ``3/(πh²)``) is applied once per query:
+    the result equals the pair-by-pair sum to rounding (relative 1e-12 in the
+    tests).
     Parallel over queries; each query is summed by one thread in a fixed
     order (same result for any thread count).
     """
@@ -119,6 +181,11 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
         iylo = max(int(math.floor((qyj - reach - y0) / size)), 0)
         iyhi = min(int(math.floor((qyj + reach - y0) / size)), nby - 1)
         acc = 0.0
+        # the contiguous run of candidate points of each bin row (two passes: count, then gather)
+        n_rows = max(iyhi - iylo + 1, 0)
+        run_lo = np.zeros(n_rows, dtype=np.int64)
+        run_hi = np.zeros(n_rows, dtype=np.int64)
+        total = 0
         for iy in range(iylo, iyhi + 1):
             # nearest y of the bin row to the query: points of the row are within
             # cutoff only if |dx| <= sqrt(cutoff² - dy²)
@@ -137,23 +204,30 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
             ixhi = min(int(math.floor((qxj + half - x0) / size)), nbx - 1)
             if ixhi < ixlo:
                 continue
-            # unsigned positions: no negative-index wrap-around test in the loop
-            lo = np.uint64(start[iy * nbx + ixlo])
-            hi = np.uint64(start[iy * nbx + ixhi + 1])
-            if kind == 0:
-                for p in range(lo, hi):
+            run_lo[iy - iylo] = start[iy * nbx + ixlo]
+            run_hi[iy - iylo] = start[iy * nbx + ixhi + 1]
+            total += run_hi[iy - iylo] - run_lo[iy - iylo]
+        if kind == 0:
+            r2 = np.empty(total, dtype=np.float64)
+            wv = np.empty(total, dtype=np.float64)
+            c = 0
+            for row in range(n_rows):
+                # unsigned positions: no negative-index wrap-around test in the loop
+                for p in range(np.uint64(run_lo[row]), np.uint64(run_hi[row])):
                     dx = qxj - xs[p]
                     dy = qyj - ys[p]
-                    r2 = dx * dx + dy * dy
-                    if r2 <= c2:
-                        acc += ws[p] * math.exp(neg_half_inv_h2 * r2)
-            else:
-                for p in range(lo, hi):
+                    r2[c] = dx * dx + dy * dy
+                    wv[c] = ws[p]
+                    c += 1
+            acc = _gaussian_sum(r2, wv, neg_half_inv_h2, c2, np.empty(total, dtype=np.float64))
+        else:
+            for row in range(n_rows):
+                for p in range(np.uint64(run_lo[row]), np.uint64(run_hi[row])):
                     dx = qxj - xs[p]
                     dy = qyj - ys[p]
-                    r2 = dx * dx + dy * dy
-                    u = r2 * inv_h2
-                    if r2 <= c2 and u < 1.0:
+                    r2p = dx * dx + dy * dy
+                    u = r2p * inv_h2
+                    if r2p <= c2 and u < 1.0:
                         acc += ws[p] * (1.0 - u) * (1.0 - u)
         out[j] = acc * norm
     return out
