@@ -226,3 +226,22 @@ def test_prospective_prefers_recent_events():
     assert s[10] == pytest.approx(2.0) and s[0] == pytest.approx(3.0 / 7.0)
     assert np.argsort(-s, kind="stable")[0] == 10
     assert CountHotspot().fit(ev, grid, end=ev.t[-1] + 0.5).predict(None, 1).values.argmax() == 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 7, 1000])
+def test_vectorised_gaussian_sum_equals_math_exp(rng, n):
+    from riskgrid.kernels.hotspot import _gaussian_sum
+
+    h, cut = 150.0, 4 * 150.0
+    r2 = rng.uniform(0, (1.2 * cut) ** 2, n)
+    if n:
+        r2[0] = 0.0
+    w = rng.uniform(0, 3, n)
+    neg = -0.5 / h**2
+    ref = sum(wi * np.exp(neg * ri) for wi, ri in zip(w, r2) if ri <= cut**2)
+    got = _gaussian_sum(r2.copy(), w.copy(), neg, cut**2, np.empty(n))
+    assert got == pytest.approx(ref, rel=1e-13, abs=1e-300)
+    # each term to a few ulp over the whole range of arguments down to the clamp at -700
+    r2s = np.concatenate([np.linspace(0, 700, 5001), rng.uniform(0, 50, 2000)]) / -neg
+    terms = np.array([_gaussian_sum(np.array([v]), np.ones(1), neg, np.inf, np.empty(1)) for v in r2s])
+    np.testing.assert_allclose(terms, np.exp(neg * r2s), rtol=5e-16 * 8, atol=0)
