@@ -274,5 +274,6 @@ def test_demo_runs_the_same_job(tmp_path):
     assert "risk_map.png" in out and "manifest.json" in out
     folder = tmp_path / "simulated-city" / "2024-12-31"
     man = json.load(open(folder / "manifest.json"))
-    assert {f["path"].split("/")[0] for f in man["files"]} == set(job.PRODUCTS.values()) | {job.ZONES_CSV}
+    assert {f["path"].split("/")[0] for f in man["files"]} == (set(job.PRODUCTS.values()) | {job.ZONES_CSV}
+                                                                | set(job.ZONES_EXPLAINED))
     assert man["inputs"][0]["path"] == "simulate"
