@@ -117,6 +117,27 @@ def test_job_specs_share_the_checks_of_the_files():
             ForecastJob("a", "x.parquet", **bad)
 
 
+def test_interval_settings_reach_the_jobs():
+    """[forecast] interval / interval_level / n_sims reach ForecastJob; [backtest] interval_levels / n_sims / seed
+    reach the backtest's keyword arguments ([] turns the calibration columns off)."""
+    cfg = validate_config({**BASE, "forecast": {"interval_level": 0.8, "n_sims": 50}})
+    job = ForecastJob.from_config(cfg)
+    assert (job.interval_level, job.n_sims) == (0.8, 50)
+    assert ForecastJob.from_config(validate_config({**BASE, "forecast": {"interval": False}})).interval_level is None
+    assert ForecastJob("a", "x.parquet").interval_level == 0.9
+    with pytest.raises(ConfigError, match=r"interval_level must be a level in \(0, 1\)"):
+        ForecastJob("a", "x.parquet", interval_level=1.5)
+    with pytest.raises(ConfigError, match="n_sims must be an integer >= 1"):
+        ForecastJob("a", "x.parquet", n_sims=0)
+    bt = {"start": "2024-01-01", "end": "2024-02-01"}
+    models = {"c": {"name": "CountHotspot"}}
+    kw = BacktestJob.from_config(validate_config({**BASE, "backtest": bt, "models": models})).backtest_kwargs
+    assert (kw["interval_levels"], kw["n_sims"], kw["seed"]) == ([0.5, 0.9], 100, 0)
+    kw = BacktestJob.from_config(validate_config({**BASE, "backtest": {**bt, "interval_levels": [], "n_sims": 7},
+                                                  "models": models})).backtest_kwargs
+    assert kw["interval_levels"] is None and kw["n_sims"] == 7
+
+
 def test_backtest_config_needs_start_end_and_variants(tmp_path):
     cfg = validate_config({**BASE, "models": {"c": {"name": "CountHotspot"}}})
     with pytest.raises(ConfigError, match=r"\[backtest\] needs 'start'"):
