@@ -287,6 +287,8 @@ def test_cli_backtest_writes_outputs(tmp_path):
     )
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.model) == {"count", "pro"} and (summary.reference == "count").all()
+    assert {"interval_coverage_50", "interval_coverage_90", "crps"} <= set(summary.metric)  # the calibration columns
+    assert (table["interval_method"] == "poisson").all() and table["crps"].notna().all()
     assert (out / "backtest.png").stat().st_size > 10_000
     # unknown keys are refused with a one-line error naming them
     cfg.write_text(CONFIG.format(extra="horizon = 3"))
