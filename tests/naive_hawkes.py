@@ -149,3 +149,21 @@ def trigger_sum_em_naive(g, cell_type, wt, C, window, n_ct, theta, n_iter):
         mu = np.bincount(cell_type, weights=wt * (1.0 - pt), minlength=n_ct) / window
     lam = mu[cell_type] + theta * g
     return mu, theta, float(np.dot(wt, np.log(lam))) - window * float(mu.sum()) - theta * C
+
+
+def hawkes_1d_loglik_naive(t, T, mu, theta, omega):
+    """Exact log-likelihood of a one-dimensional exponential Hawkes process on [0, T] (times ``t`` sorted, no ties).
+
+    Intensity ``mu + theta omega sum_{t_i < t} exp(-omega (t - t_i))``; the
+    compensator ``mu T + theta sum_i (1 - exp(-omega (T - t_i)))``. A plain
+    Python loop over the events (the recursion of Ogata 1981).
+    """
+    A = 0.0
+    s = 0.0
+    prev = None
+    for x in t:
+        if prev is not None:
+            A = (A + 1.0) * np.exp(-omega * (x - prev))
+        s += np.log(mu + theta * omega * A)
+        prev = x
+    return s - mu * T - theta * float(np.sum(-np.expm1(-omega * (T - np.asarray(t)))))

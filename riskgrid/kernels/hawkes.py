@@ -35,7 +35,7 @@ import numpy as np
 from ._jit import jit, jit_parallel, prange
 
 __all__ = ["build_streams", "gap_mixture_em", "hawkes_estep", "nb_marginal_terms", "ring_sums", "spread_to_neighbours",
-           "trigger_sum_em"]
+           "one_cell_mle", "trigger_sum_em"]
 
 
 @jit_parallel
@@ -401,7 +401,7 @@ def nb_marginal_terms(B, m, nu, derivatives):
     return out[0], out[1], out[2]
 
 
-@jit_parallel
+@jit
 def gap_mixture_em(g, b, lam, pi, n_iter, rtol):
     """EM for the rate of the fast component of a two-exponential mixture of gaps.
 
@@ -425,27 +425,16 @@ def gap_mixture_em(g, b, lam, pi, n_iter, rtol):
     n_steps : int
     """
     n = g.size
-    parts = np.zeros((_NB_CHUNKS, 2))
-    for it in range(n_iter):
-        for h in prange(_NB_CHUNKS):
-            i0 = h * n // _NB_CHUNKS
-            i1 = (h + 1) * n // _NB_CHUNKS
-            sp = 0.0
-            spg = 0.0
-            for i in range(i0, i1):
-                a = pi * lam * math.exp(-lam * g[i])
-                s = a + (1.0 - pi) * b[i]
-                if s > 0.0:
-                    p = a / s
-                    sp += p
-                    spg += p * g[i]
-            parts[h, 0] = sp
-            parts[h, 1] = spg
+    for it in range(n_iter):  # serial: many short passes (a parallel region each would cost more than it saves)
         sp = 0.0
         spg = 0.0
-        for h in range(_NB_CHUNKS):
-            sp += parts[h, 0]
-            spg += parts[h, 1]
+        for i in range(n):
+            a = pi * lam * math.exp(-lam * g[i])
+            s = a + (1.0 - pi) * b[i]
+            if s > 0.0:
+                p = a / s
+                sp += p
+                spg += p * g[i]
         if not sp > 0.0:
             return np.nan, it + 1
         pi = sp / n
@@ -528,3 +517,98 @@ def trigger_sum_em(g, cell_type, wt, C, window, n_ct, theta, n_iter, rtol):
     for c in range(n_ct):
         tot += mu[c]
     return mu, theta, ll - window * tot - theta * C
+
+
+@jit
+def _one_cell_objective(g, wt, C, T, mu, theta):
+    s = 0.0
+    for i in range(g.size):
+        lam = mu + theta * g[i]
+        if lam <= 0.0:
+            return -np.inf
+        s += wt[i] * math.log(lam)
+    return s - mu * T - theta * C
+
+
+@jit
+def one_cell_mle(g, wt, C, T, mu, theta, n_iter, rtol):
+    """Maximum-likelihood background and branching ratio of one cell and type, the decay rate fixed.
+
+    Maximises the concave ``sum wt_i log(mu + theta g_i) - mu T - theta C``
+    over ``mu > 0``, ``theta >= 0`` by Newton's method with step halving.
+
+    Parameters
+    ----------
+    g : (N,) float64
+        Trigger sum at each event (``omega sum e^{-omega dt}``, per day).
+    wt : (N,) float64
+        Event weights.
+    C : float
+        Weighted expected offspring per unit theta inside the window.
+    T : float
+        Window length, days.
+    mu, theta : float
+        Start values (events/day; mean offspring).
+    n_iter : int
+        Most Newton steps.
+    rtol : float
+        Stop when the step is below ``rtol`` (relative) in both parameters.
+
+    Returns
+    -------
+    mu, theta, loglik : float
+    """
+    f = _one_cell_objective(g, wt, C, T, mu, theta)
+    for _ in range(n_iter):
+        g1 = -T
+        g2 = -C
+        h11 = 0.0
+        h12 = 0.0
+        h22 = 0.0
+        for i in range(g.size):
+            inv = 1.0 / (mu + theta * g[i])
+            a = wt[i] * inv
+            g1 += a
+            g2 += a * g[i]
+            b = a * inv
+            h11 += b
+            h12 += b * g[i]
+            h22 += b * g[i] * g[i]
+        det = h11 * h22 - h12 * h12
+        if theta <= 0.0 and g2 <= 0.0 or not det > 0.0:  # on the theta = 0 face: mu alone
+            d1 = g1 / h11
+            d2 = 0.0
+        else:
+            d1 = (h22 * g1 - h12 * g2) / det
+            d2 = (h11 * g2 - h12 * g1) / det
+        if abs(d1) <= 0.1 * mu and abs(d2) <= 0.1 * max(theta, 1e-12) and theta + d2 >= 0.0:
+            # near the optimum (the quadratic model holds): the full step, no objective evaluation
+            mu_n = mu + d1
+            th_n = theta + d2
+            done = abs(d1) <= rtol * mu and abs(d2) <= rtol * max(theta, 1e-12)
+            mu, theta, f = mu_n, th_n, np.nan
+            if done:
+                break
+            continue
+        if not np.isfinite(f):
+            f = _one_cell_objective(g, wt, C, T, mu, theta)
+        t = 1.0
+        accepted = False
+        while t > 1e-12:
+            mu_n = mu + t * d1
+            th_n = max(theta + t * d2, 0.0)
+            if mu_n > 0.0:
+                f_n = _one_cell_objective(g, wt, C, T, mu_n, th_n)
+                if f_n >= f:
+                    accepted = True
+                    break
+            t *= 0.5
+        if not accepted:
+            break
+        done = abs(mu_n - mu) <= rtol * mu and abs(th_n - theta) <= rtol * max(theta, 1e-12)
+        mu, theta, f = mu_n, th_n, f_n
+        if done:
+            break
+    if not np.isfinite(f):
+        f = _one_cell_objective(g, wt, C, T, mu, theta)
+    return mu, theta, f

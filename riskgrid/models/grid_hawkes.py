@@ -21,7 +21,7 @@ from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (build_streams, gap_mixture_em, hawkes_estep, nb_marginal_terms, ring_sums,
-                              spread_to_neighbours, trigger_sum_em)
+                              one_cell_mle, spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from .uncertainty import interval_dataset, sample_interval, zone_sums
 
@@ -55,7 +55,9 @@ _TIME_UNIT_SHARE = 0.95
 #: EM steps on the trigger sums (omega fixed) before a start candidate is scored
 _START_STEPS = 100
 #: ... stopped earlier when theta and the total background change by less than this (relative)
-_START_RTOL = 0.0
+_START_RTOL = 1e-6
+#: most gaps the gap mixture (a start candidate) is estimated on (an even stride through them)
+_MAX_GAPS = 50_000
 
 
 def time_resolution_days(t: np.ndarray) -> float:
@@ -77,7 +79,8 @@ def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
     an event of integer weight ``k`` the same gaps as ``k`` copies), the others
     shortened by ``lag``. The slow component of a gap in cell ``c`` is
     exponential with the cell's mean rate (weighted events / ``window``).
-    NaN without usable gaps.
+    At most ``_MAX_GAPS`` gaps (an even stride) are used. NaN without
+    usable gaps.
     """
     same = cell[1:] == cell[:-1]
     g = (t[1:] - t[:-1])[same] - lag
@@ -87,6 +90,9 @@ def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
         return np.nan
     n_c = np.bincount(cell, weights=wt)
     r = (n_c / window)[cell[1:][same][ok]]
+    if g.size > _MAX_GAPS:  # a start candidate: an even stride through the gaps is enough
+        step = -(-g.size // _MAX_GAPS)
+        g, r = g[::step], r[::step]
     lam, _ = gap_mixture_em(np.ascontiguousarray(g), r * np.exp(-r * g), 10.0 / float(np.mean(g)), 0.3, n_iter, 1e-6)
     return float(lam)
 
@@ -139,19 +145,29 @@ class _Smoother:
         self.nb_ptr, self.nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in (nb_ptr, nb_ring))
         self.nb_idx = np.ascontiguousarray(self.nb_idx, dtype=np.int64)
         self.z_prev = {}  # last optimum of log(nu) per neighbourhood: Newton's start
+        self.grid = grid
 
-    def prior_mean(self, B):
-        """``m[s - 1]``: (n_cells, K) prior mean counts for neighbourhoods of ``s = 1..S`` rings."""
+    def prior_mean(self, B, rings=None):
+        """``m[s - 1]``: (n_cells, K) prior mean counts for neighbourhoods of ``s = 1..S`` rings.
+
+        With ``rings``, the list holds the one mean of that neighbourhood.
+        """
         n_cells, K = B.shape
         g = B.mean(axis=0)
         if self.S == 0:
             return [np.broadcast_to(g, B.shape).copy()]
+        if rings is not None:
+            nb = (np.ascontiguousarray(a, dtype=np.int64) for a in self.grid.neighbours(rings))
+            disk = ring_sums(np.ascontiguousarray(B, dtype=np.float64), *nb, rings)[:, 1:, :].sum(axis=1)
+            return [(disk + g) / (self.n_cum[:, rings - 1] + 1.0)[:, None]]
         ring_sum = ring_sums(np.ascontiguousarray(B, dtype=np.float64), self.nb_ptr, self.nb_idx, self.nb_ring, self.S)
         cum = np.cumsum(ring_sum[:, 1:, :], axis=1)
         return [(cum[:, s, :] + g) / (self.n_cum[:, s] + 1.0)[:, None] for s in range(self.S)]
 
-    def fit(self, B):
+    def fit(self, B, rings=None):
         """Best ``(m, nu, rings)`` by the negative-binomial marginal likelihood of the counts ``B``.
+
+        ``rings``: the neighbourhood is given (only ``nu`` is fitted).
 
         For each neighbourhood, ``log nu`` maximises the marginal by a
         safeguarded Newton iteration (bracketing, analytic derivatives from
@@ -160,7 +176,8 @@ class _Smoother:
         as one sum. A marginal increasing up to a bound ends there exactly.
         """
         best = None
-        for s, m in enumerate(self.prior_mean(B), start=1 if self.S else 0):
+        first = (1 if self.S else 0) if rings is None or self.S == 0 else rings
+        for s, m in enumerate(self.prior_mean(B, rings if self.S else None), start=first):
             ok = m > 0
             if not ok.any():
                 continue
@@ -171,6 +188,8 @@ class _Smoother:
             z = self._newton(b1, m1, m_zero, self.z_prev.get(s, 0.0))
             self.z_prev[s] = z
             nu = math.exp(z)
+            if rings is not None:
+                return m, nu, s
             val = nb_marginal_terms(b1, m1, nu, False)[0] + nu * m_zero * math.log(nu / (1.0 + nu))
             if best is None or val > best[0]:
                 best = (val, m, nu, s)
@@ -634,12 +653,23 @@ class GridHawkes(RiskModel):
             params = self._start_values(ctx)
             self.start_omega_ = float(params[2])
 
+        if n_cells == 1 and K == 1 and R == 0 and self.edge_correction:
+            # one cell, one type: the profile likelihood in omega, exactly (see _fit_one_cell)
+            params, n_evals, ll_start = self._fit_one_cell(params, ctx)
         ll, nxt, lam = self._em_map(params, ctx)
+        # the smoothed background's neighbourhood (rings) is chosen at the start and held while EM
+        # runs (nu is refitted in every step); at convergence it is chosen again at the fixed point and
+        # EM goes on if it changed, so the result is a fixed point of the map with the choice inside
+        hold = smooth is not None and self._hold_smoothing_rings
+        ctx["smooth_rings"] = ctx["prior"][2] if hold else None
+        n_checks = 0
         history = [ll]
         n_iter = 0
         converged = False
         change = np.inf
-        max_iter = int(self.max_iter)
+        if n_cells == 1 and K == 1 and R == 0 and self.edge_correction:
+            history, n_iter, converged, change = [ll_start, ll], n_evals, True, 0.0
+        max_iter = 0 if converged else int(self.max_iter)
         step_max = 4.0  # SQUAREM's adaptive bound on the extrapolation step
         prev_params = params
         d_prev = np.inf
@@ -687,6 +717,16 @@ class GridHawkes(RiskModel):
             ll = ll_new
             if (change < self.tol and p_change < _RESIDUAL_FACTOR * self.tol
                     and (smooth is None or _residual(params, nxt, ctx["n_full"]) < _RESIDUAL_FACTOR * self.tol)):
+                if hold and n_checks < 3:
+                    held = ctx["smooth_rings"]
+                    ctx["smooth_rings"] = None
+                    ll_c, nxt_c, lam_c = self._em_map(params, ctx)
+                    n_iter += 1
+                    n_checks += 1
+                    ctx["smooth_rings"] = ctx["prior"][2]
+                    if ctx["prior"][2] != held:  # another neighbourhood fits better here: go on with it
+                        ll, nxt, lam, d_prev = ll_c, nxt_c, lam_c, np.inf
+                        continue
                 converged = True
                 break
 
@@ -750,6 +790,52 @@ class GridHawkes(RiskModel):
                 stacklevel=3,
             )
 
+    def _fit_one_cell(self, params, ctx):
+        """One cell and one type (a one-dimensional Hawkes process): maximise the profile likelihood in omega.
+
+        For a fixed ``omega`` the log-likelihood is concave in ``(mu, theta)``;
+        :func:`~riskgrid.kernels.hawkes.one_cell_mle` maximises it by Newton's
+        method after one kernel pass for the trigger sums. Brent's method
+        (bounded) then maximises that profile over ``log omega`` within half a
+        decade of the start value (moved on while the maximum is at an end),
+        to 1e-7 in ``log omega`` (the log-likelihood then within ~1e-12 of
+        its maximum). EM on a flat ridge between theta and omega needs hundreds of
+        steps for the same accuracy (issue 13). Returns ``(params, kernel
+        passes, log-likelihood at the start)``.
+        """
+        from scipy.optimize import minimize_scalar
+
+        P, window, lag = ctx["P"], ctx["window"], ctx["lag"]
+        mu0, theta0, omega0, _ = params
+        state = {"mu": float(np.ravel(mu0)[0]) or len(P) / (2.0 * window), "theta": float(theta0), "n": 0}
+        vals = {}
+
+        def neg_profile(z):
+            if z in vals:
+                return vals[z][0]
+            omega = math.exp(z)
+            g = self._estep(P, np.zeros((1, 1)), np.eye(1), omega, np.ones(1), lag)[0]
+            C = float(np.dot(P.wt, -np.expm1(-omega * ctx["tau"])))
+            mu, theta, ll = one_cell_mle(g, P.wt, C, window, state["mu"], max(state["theta"], 1e-3), 200, 1e-13)
+            state["n"] += 1
+            if np.isfinite(ll):
+                state["mu"], state["theta"] = mu, theta
+            vals[z] = (-ll if np.isfinite(ll) else np.inf, mu, theta)
+            return vals[z][0]
+
+        z0 = math.log(float(omega0))
+        ll_start = -neg_profile(z0)
+        half = 0.5 * math.log(10.0)
+        for _ in range(8):
+            lo, hi = z0 - half, z0 + half
+            res = minimize_scalar(neg_profile, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+            z0 = float(res.x)
+            if min(z0 - lo, hi - z0) > 1e-6:
+                break
+        best = min(vals, key=lambda z: vals[z][0])
+        _, mu, theta = vals[best]
+        return (np.full((1, 1), mu), float(theta), math.exp(best), np.ones(1)), state["n"], ll_start
+
     def _start_values(self, ctx):
         """Data-driven start values: the decay rate with the best profile likelihood of the own-cell model.
 
@@ -780,7 +866,13 @@ class GridHawkes(RiskModel):
                 return cands[key][0]
             g, *_ = self._estep(own, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])  # trigger sum per event
             C = float(np.dot(own.wt, -np.expm1(-omega * np.maximum(window - own.t - ctx["lag"], 0.0))))
-            mu, theta, ll = trigger_sum_em(g, own.cell_type, own.wt, C, window, n_ct, 0.5, _START_STEPS, _START_RTOL)
+            if n_ct == 1:  # one cell and type: the exact profile (Newton), as in _fit_one_cell
+                mu, theta, ll = one_cell_mle(g, own.wt, C, window, float(own.wt.sum()) / (2.0 * window), 0.5, 200,
+                                             1e-13)
+                mu = np.full(1, mu)
+            else:
+                mu, theta, ll = trigger_sum_em(g, own.cell_type, own.wt, C, window, n_ct, 0.5, _START_STEPS,
+                                               _START_RTOL)
             cands[key] = (ll if np.isfinite(ll) else -np.inf, (mu.reshape(P.n_cells, K), theta, omega))
             return cands[key][0]
 
@@ -802,6 +894,9 @@ class GridHawkes(RiskModel):
 
     #: SQUAREM acceleration of the EM iterations (class switch, for tests and comparisons)
     _accelerate = True
+    #: hold the smoothed background's neighbourhood while EM runs, checked again at convergence
+    #: (``False``: chosen in every step; class switch, for tests and comparisons)
+    _hold_smoothing_rings = True
 
     def _em_map(self, params, ctx, mstep=True):
         """E-step at ``params`` → (objective at params, EM update, intensities).
@@ -824,7 +919,7 @@ class GridHawkes(RiskModel):
             # empirical-Bayes prior from the expected background counts at these parameters (so the
             # objective and the EM map are functions of the parameters alone), and the log gamma
             # (shape nu m + 1, rate nu) density of the background counts mu T
-            m, nu, rings = ctx["smooth"].fit(mu_num)
+            m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"))
             ctx["prior"] = (m, nu, rings)
             a = nu * m
             lam_c = np.maximum(mu * window, 1e-300)

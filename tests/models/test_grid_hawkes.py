@@ -204,6 +204,21 @@ def test_background_smoothing_kernels_match_references():
     assert _Smoother(grid, len(grid)).fit(flat)[1] == pytest.approx(np.exp(8.0), rel=1e-12)
 
 
+def test_held_smoothing_neighbourhood_gives_the_same_fit(monkeypatch):
+    """Issue 17: holding the background's neighbourhood between checks changes the fit only within the EM tolerance."""
+    df, ev = _sim(n_days=200, background_rate=15, theta=0.3, omega=0.2, sigma_m=200, seed=3, extent_m=8000)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=2)
+    fast = GridHawkes(spillover_rings=1).fit(ev, grid)
+    monkeypatch.setattr(GridHawkes, "_hold_smoothing_rings", False)
+    every = GridHawkes(spillover_rings=1).fit(ev, grid)
+    assert fast.converged_ and every.converged_
+    assert fast.background_smoothing_rings_ == every.background_smoothing_rings_
+    assert fast.log_likelihood_ == pytest.approx(every.log_likelihood_, rel=1e-6)
+    for a in ("theta_", "omega_", "background_prior_strength_"):
+        assert getattr(fast, a) == pytest.approx(getattr(every, a), rel=1e-3)
+    assert np.allclose(fast.mu_, every.mu_, rtol=1e-3, atol=1e-3 * fast.mu_.mean())
+
+
 def test_start_value_kernels_match_numpy_references():
     from naive_hawkes import gap_mixture_naive, trigger_sum_em_naive
 
@@ -573,19 +588,27 @@ def _one_cell(n_days, rate, theta, omega, seed):
     return ev, grid
 
 
-@pytest.mark.parametrize("omega, n_days, rate, gap", [(96.0, 30.0, 2000.0, 1e-6), (0.1, 4000.0, 10.0, 1e-5)])
-def test_one_cell_converges_from_any_time_scale(omega, n_days, rate, gap):
-    """15-minute and 10-day triggering scales: default EM converges near the tight reference optimum.
+@pytest.mark.parametrize("omega, n_days, rate", [(96.0, 6.0, 1000.0), (0.1, 2000.0, 3.0)])
+def test_one_cell_converges_from_any_time_scale(omega, n_days, rate):
+    """15-minute and 10-day triggering scales (issue 13): with defaults the one-cell fit is within 1e-6 (relative
+    log-likelihood) of a tight independent reference: scipy's L-BFGS-B on the exact 1-D likelihood, started at the
+    truth. (Plain EM from the same start stopped 4.8e-6 short at the 10-day scale on a flat theta/omega ridge.)"""
+    from naive_hawkes import hawkes_1d_loglik_naive
+    from scipy.optimize import minimize
 
-    15 minutes: within 1e-6 (relative log-likelihood). 10 days: EM stops on a flat ridge
-    (theta/omega) 4.8e-6 short of the optimum (the issue's 1e-6 is not met there)."""
     ev, grid = _one_cell(n_days, rate, 0.5, omega, seed=5)
     m = GridHawkes(spillover_rings=0, min_lag_minutes=0).fit(ev, grid)
-    assert m.converged_ and m.n_iter_ < 200
+    assert m.converged_ and m.n_iter_ < 60
     assert m.start_omega_ == pytest.approx(omega, rel=1.0)  # the start is within a factor 2 of the truth
-    ref = GridHawkes(spillover_rings=0, min_lag_minutes=0, tol=1e-13, max_iter=5000).fit(ev, grid)
-    assert abs(m.log_likelihood_ - ref.log_likelihood_) <= gap * abs(ref.log_likelihood_)
-    assert m.omega_ == pytest.approx(omega, rel=0.15) and m.theta_ == pytest.approx(0.5, rel=0.1)
+    t = np.sort(ev.t) - m.fit_start_
+    T = m.window_days_
+    nll = lambda x: -hawkes_1d_loglik_naive(t, T, *np.exp(x))  # noqa: E731
+    ref = minimize(nll, np.log([rate, 0.5, omega]), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-9})
+    ll_ref = -ref.fun
+    assert hawkes_1d_loglik_naive(t, T, float(m.mu_[0, 0]), m.theta_, m.omega_) == pytest.approx(m.log_likelihood_,
+                                                                                                   rel=1e-10)
+    assert m.log_likelihood_ >= ll_ref - 1e-6 * abs(ll_ref)
+    assert m.omega_ == pytest.approx(omega, rel=0.2) and m.theta_ == pytest.approx(0.5, rel=0.15)
 
 
 def test_warm_start_matches_cold_start(small_two_type):
