@@ -58,6 +58,8 @@ _START_STEPS = 100
 _START_RTOL = 1e-6
 #: most gaps the gap mixture (a start candidate) is estimated on (an even stride through them)
 _MAX_GAPS = 50_000
+#: a warm start is checked against the data-driven start when their decay rates differ by more than this factor
+_WARM_CHECK_LOG_RATIO = float(np.log(3.0))
 
 
 def time_resolution_days(t: np.ndarray) -> float:
@@ -400,8 +402,19 @@ class GridHawkes(RiskModel):
         categories and settings, EM starts from the previous fit's parameters
         instead of the data-driven start (scikit-learn convention); a
         walk-forward backtest refitting one model at successive origins then
-        needs a few EM steps per origin. The result equals a cold start within
-        the EM tolerance.
+        needs fewer EM steps per origin. The likelihood can have several
+        modes: on Chicago burglary (365-day windows, weekly origins) one at a
+        mean delay of ~3 days (omega ~0.3/day) and one of a few hours (~6/day),
+        the better one changing between origins, and a warm chain stayed in
+        the worse one for two months. So a warm fit also computes the
+        data-driven start and, when its decay rate differs from the warm
+        optimum's by more than a factor 3, runs EM from it too and keeps the
+        fit with the higher log-likelihood (``warm_start_used_`` says which).
+        Where the fixed point is unique the result equals a cold start within
+        the EM tolerance. The smoothed background's EM map can also have
+        several fixed points at one time scale; a warm fit may then end at
+        another one than a cold fit (this is not checked; in the tests the
+        warm one had the higher log-likelihood).
 
     Attributes
     ----------
@@ -440,6 +453,8 @@ class GridHawkes(RiskModel):
         Resolution of the training timestamps (days): the coarsest of 1 day,
         1 hour, 15, 5 and 1 minutes and 1 second of which at least 95 % of
         them are multiples (0 when finer).
+    warm_start_used_ : bool
+        Whether the fit kept came from the previous fit's parameters (``warm_start=True``).
     start_omega_ : float
         Decay rate EM started from (data-driven: best of a log-spaced
         profile, per day).
@@ -646,14 +661,92 @@ class GridHawkes(RiskModel):
 
         warm = getattr(self, "_warm", None)
         key = (n_cells, K, R, cross, self.background, lag, id(grid))
+        runs = []
         if self.warm_start and warm is not None and warm[0] == key:
-            params = warm[1]
-            self.start_omega_ = float(params[2])
+            self.start_omega_ = float(warm[1][2])
+            runs.append(self._run_em(warm[1], ctx, smooth) + (True,))
+            # the likelihood can have several modes in omega (Chicago burglary: ~0.3/day and ~6/day, the
+            # better one changing between weekly origins): when the data-driven start points to another
+            # time scale than the warm optimum, EM also runs from it and the better fit is kept
+            cold = self._start_values(ctx)
+            if abs(math.log(float(cold[2]) / float(runs[0][0][2]))) > _WARM_CHECK_LOG_RATIO:
+                runs.append(self._run_em(cold, ctx, smooth) + (False,))
         else:
             params = self._start_values(ctx)
             self.start_omega_ = float(params[2])
+            runs.append(self._run_em(params, ctx, smooth) + (False,))
+        best = max(runs, key=lambda r: r[6])
+        params, history, n_iter, converged, change, ctx["prior"], _, self.warm_start_used_ = best
+        n_iter = sum(r[2] for r in runs)
 
-        if n_cells == 1 and K == 1 and R == 0 and self.edge_correction:
+        mu, theta, omega, w = params
+        th = self._theta_matrix(theta, K)
+        self._plain_ll, _, lam = self._em_map(params, ctx, mstep=False)
+        self.mu_ = mu.T.copy()
+        self.theta_ = float(theta) if not cross else np.asarray(theta, dtype=float)
+        self.omega_ = float(omega)
+        self.w_ = np.asarray(w, dtype=float)
+        self.spillover_profile_ = self.w_ * ctx["n_full"]
+        self.branching_ratio_ = float(np.max(np.abs(np.linalg.eigvals(th)))) if cross else float(theta)
+        self.log_likelihood_ = float(self._plain_ll)
+        self.log_likelihood_history_ = np.asarray(history)
+        self.n_iter_ = int(n_iter)
+        self.converged_ = bool(converged)
+        if ctx["prior"] is not None:
+            self.background_prior_strength_ = float(ctx["prior"][1])
+            self.background_smoothing_rings_ = int(ctx["prior"][2])
+        else:
+            self.background_prior_strength_, self.background_smoothing_rings_ = 0.0, 0
+        pbg = np.empty(len(P))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pbg[P.order] = np.where(lam > 0, mu[P.cell, P.typ] / np.where(lam > 0, lam, 1.0), 1.0)
+        self.background_probability_ = pbg
+        self._P = P  # training history, for predict and score
+        self._lag = lag
+        self._warm = (key, params)
+        if not converged:
+            warnings.warn(
+                f"GridHawkes EM did not converge in max_iter={self.max_iter} iterations "
+                f"(last relative log-likelihood change {change:.3g} > tol={self.tol}); "
+                "increase max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.branching_ratio_ >= 1:
+            warnings.warn(
+                f"GridHawkes branching ratio {self.branching_ratio_:.3f} >= 1: the fitted process is "
+                "explosive (non-stationary); forecasts will grow without bound",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif self.branching_ratio_ < _THETA_COLLAPSED:
+            warnings.warn(
+                f"GridHawkes triggering collapsed (branching ratio {self.branching_ratio_:.2g} < {_THETA_COLLAPSED:g}): "
+                "no self-excitation found at this grid scale, the forecast is the background alone. Try "
+                "spillover_rings=2 or 3 (offspring landing in neighbouring cells), a coarser grid resolution or "
+                "a longer time_window_days; riskgrid.knox tells whether the data cluster in space and time at all",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        res = self.time_resolution_days_
+        if self.branching_ratio_ >= _THETA_COLLAPSED and res > 0 and 1.0 / self.omega_ < res:
+            warnings.warn(
+                f"GridHawkes fitted mean delay {1440.0 / self.omega_:.3g} minutes (beyond min_lag_minutes="
+                f"{self.min_lag_minutes:g}) is shorter than the timestamps' resolution ({res * 1440:g} minutes): "
+                "the triggering is likely records of one incident or rounded times; raise min_lag_minutes "
+                f"(e.g. to {max(2 * res * 1440, 60):g}) or merge duplicate records into weighted events",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _run_em(self, params, ctx, smooth):
+        """EM (SQUAREM-accelerated; the exact profile for one cell and type) from ``params``.
+
+        Returns ``(params, history, n_iter, converged, change, prior, log-likelihood)``.
+        """
+        P, K, R = ctx["P"], ctx["K"], ctx["n_full"].size - 1
+        one_cell = self._one_cell_profile and P.n_cells == 1 and K == 1 and R == 0 and self.edge_correction
+        if one_cell:
             # one cell, one type: the profile likelihood in omega, exactly (see _fit_one_cell)
             params, n_evals, ll_start = self._fit_one_cell(params, ctx)
         ll, nxt, lam = self._em_map(params, ctx)
@@ -667,7 +760,7 @@ class GridHawkes(RiskModel):
         n_iter = 0
         converged = False
         change = np.inf
-        if n_cells == 1 and K == 1 and R == 0 and self.edge_correction:
+        if one_cell:
             history, n_iter, converged, change = [ll_start, ll], n_evals, True, 0.0
         max_iter = 0 if converged else int(self.max_iter)
         step_max = 4.0  # SQUAREM's adaptive bound on the extrapolation step
@@ -730,65 +823,8 @@ class GridHawkes(RiskModel):
                 converged = True
                 break
 
-        mu, theta, omega, w = params
-        th = self._theta_matrix(theta, K)
-        self._plain_ll, _, lam = self._em_map(params, ctx, mstep=False)
-        self.mu_ = mu.T.copy()
-        self.theta_ = float(theta) if not cross else np.asarray(theta, dtype=float)
-        self.omega_ = float(omega)
-        self.w_ = np.asarray(w, dtype=float)
-        self.spillover_profile_ = self.w_ * ctx["n_full"]
-        self.branching_ratio_ = float(np.max(np.abs(np.linalg.eigvals(th)))) if cross else float(theta)
-        self.log_likelihood_ = float(self._plain_ll)
-        self.log_likelihood_history_ = np.asarray(history)
-        self.n_iter_ = int(n_iter)
-        self.converged_ = bool(converged)
-        if ctx["prior"] is not None:
-            self.background_prior_strength_ = float(ctx["prior"][1])
-            self.background_smoothing_rings_ = int(ctx["prior"][2])
-        else:
-            self.background_prior_strength_, self.background_smoothing_rings_ = 0.0, 0
-        pbg = np.empty(len(P))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pbg[P.order] = np.where(lam > 0, mu[P.cell, P.typ] / np.where(lam > 0, lam, 1.0), 1.0)
-        self.background_probability_ = pbg
-        self._P = P  # training history, for predict and score
-        self._lag = lag
-        self._warm = (key, params)
-        if not converged:
-            warnings.warn(
-                f"GridHawkes EM did not converge in max_iter={self.max_iter} iterations "
-                f"(last relative log-likelihood change {change:.3g} > tol={self.tol}); "
-                "increase max_iter or tol",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if self.branching_ratio_ >= 1:
-            warnings.warn(
-                f"GridHawkes branching ratio {self.branching_ratio_:.3f} >= 1: the fitted process is "
-                "explosive (non-stationary); forecasts will grow without bound",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        elif self.branching_ratio_ < _THETA_COLLAPSED:
-            warnings.warn(
-                f"GridHawkes triggering collapsed (branching ratio {self.branching_ratio_:.2g} < {_THETA_COLLAPSED:g}): "
-                "no self-excitation found at this grid scale, the forecast is the background alone. Try "
-                "spillover_rings=2 or 3 (offspring landing in neighbouring cells), a coarser grid resolution or "
-                "a longer time_window_days; riskgrid.knox tells whether the data cluster in space and time at all",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        res = self.time_resolution_days_
-        if self.branching_ratio_ >= _THETA_COLLAPSED and res > 0 and 1.0 / self.omega_ < res:
-            warnings.warn(
-                f"GridHawkes fitted mean delay {1440.0 / self.omega_:.3g} minutes (beyond min_lag_minutes="
-                f"{self.min_lag_minutes:g}) is shorter than the timestamps' resolution ({res * 1440:g} minutes): "
-                "the triggering is likely records of one incident or rounded times; raise min_lag_minutes "
-                f"(e.g. to {max(2 * res * 1440, 60):g}) or merge duplicate records into weighted events",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        ll_plain = self._em_map(params, ctx, mstep=False)[0]
+        return params, history, n_iter, converged, change, ctx["prior"], ll_plain
 
     def _fit_one_cell(self, params, ctx):
         """One cell and one type (a one-dimensional Hawkes process): maximise the profile likelihood in omega.
@@ -897,6 +933,8 @@ class GridHawkes(RiskModel):
     #: hold the smoothed background's neighbourhood while EM runs, checked again at convergence
     #: (``False``: chosen in every step; class switch, for tests and comparisons)
     _hold_smoothing_rings = True
+    #: one cell and one type: the exact profile likelihood instead of EM (class switch, for comparisons)
+    _one_cell_profile = True
 
     def _em_map(self, params, ctx, mstep=True):
         """E-step at ``params`` → (objective at params, EM update, intensities).
