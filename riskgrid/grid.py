@@ -483,7 +483,7 @@ class HexGrid:
         than :data:`LATTICE_MAX_RESIDUAL` hexagon spacings (e.g. a grid
         across two icosahedron faces, where the projection folds).
         """
-        if self._lattice is not None:
+        if getattr(self, "_lattice", None) is not None:  # getattr: grids pickled before this attribute existed
             return self._lattice or None
         self._lattice = False
         lij = self._local_ij()
@@ -589,7 +589,7 @@ class HexGrid:
         a pentagon of this resolution (``inf`` when none is in reach). One h3
         call per cell, once per grid.
         """
-        if self._lij is not None:
+        if getattr(self, "_lij", None) is not None:  # getattr: grids pickled before this attribute existed
             return self._lij or None
         self._lij = False
         cells = self.cells
