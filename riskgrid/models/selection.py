@@ -140,6 +140,17 @@ class WalkForwardSearch(RiskModel):
     def _predict(self, start_days, horizon_days):
         return risk_values(self.best_model_.predict(start_days, horizon_days), len(self.grid_))
 
+    def predict_interval(self, start=None, horizon_days: float = 7.0, **kwargs):
+        """The selected model's forecast interval (its own simulation where it has one); see
+        :meth:`RiskModel.predict_interval`."""
+        self._check_fitted()
+        return self.best_model_.predict_interval(start, horizon_days, **kwargs)
+
+    def explain(self, start=None, horizon_days: float = 1.0, cells=None):
+        """The selected model's explanation (:meth:`RiskModel.explain`)."""
+        self._check_fitted()
+        return self.best_model_.explain(start, horizon_days, cells=cells)
+
     def _output_attrs(self) -> dict:
         return {"selected_model": self.best_name_, "selected_params": str(self.best_model_.get_params(deep=False))}
 

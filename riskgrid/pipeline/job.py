@@ -65,9 +65,13 @@ def explain_zones(model, zones, start, horizon_days: float):
 
     cz = np.asarray(zones.cell_zone)
     cells = np.flatnonzero(cz > 0)
-    if cells.size == 0 or not hasattr(model, "_explain_parts"):
+    if cells.size == 0:
         return None
-    return model.explain(start, horizon_days, cells=cells).by_zone(cz, top=ZONE_EXPLAIN_TOP)
+    try:
+        explanation = model.explain(start, horizon_days, cells=cells)
+    except NotImplementedError:  # e.g. FeatureForecaster's trees: no additive decomposition
+        return None
+    return explanation.by_zone(cz, top=ZONE_EXPLAIN_TOP)
 
 
 def zone_explanation_properties(explained) -> dict | None:

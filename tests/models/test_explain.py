@@ -195,3 +195,19 @@ def test_feature_forecaster_contributions_add_up(city):
     m.estimator_ = "gbm"  # (a tree estimator: no additive decomposition)
     with pytest.raises(NotImplementedError, match="glm"):
         m.feature_contributions()
+
+
+def test_walk_forward_search_explains_and_intervals_with_the_selected_model(city):
+    from riskgrid.models import WalkForwardSearch
+
+    ev, grid = city
+    A = ev.select("A")
+    m = WalkForwardSearch(candidates={"CountHotspot": {"name": "CountHotspot"}, "KDEHotspot": {"name": "KDEHotspot"}},
+                          n_folds=2, horizon_days=7.0).fit(A, grid, end="2021-04-25")
+    a = m.explain("2021-04-25", 7.0, cells=[1, 2])
+    b = m.best_model_.explain("2021-04-25", 7.0, cells=[1, 2])
+    pd.testing.assert_frame_equal(a.contributions, b.contributions)
+    assert a.model == m.best_name_
+    ia = m.predict_interval("2021-04-25", 7.0, level=0.9)
+    ib = m.best_model_.predict_interval("2021-04-25", 7.0, level=0.9)
+    np.testing.assert_array_equal(ia["risk_hi"].values, ib["risk_hi"].values)
