@@ -347,35 +347,41 @@ def knox_permutation_tables(t, order, indptr, nbr, sband, te, seeds, out):
 
 
 @jit
-def _time_band(g, te):
-    """Band ``b`` with ``te[b] <= g < te[b + 1]`` (``te`` may end with ``inf``); -1 outside every band."""
-    nt = te.size - 1
-    if g < te[0] or not g < te[nt]:
-        return -1
-    b = 0
-    for e in range(1, nt):
-        b += g >= te[e]
-    return b
-
-
-@jit
 def weighted_pair_time_table(tp, ws, indptr, nbr, sband, te, out):
     """Weighted :func:`pair_time_table`: pair ``(k, j)`` adds ``ws[k] * ws[j]`` to its cell.
 
     ``tp`` times and ``ws`` weights in cell-sorted order; ``te`` are all time
     edges (the last may be ``inf``: every pair is binned, no open band is
-    derived by subtraction); ``out`` float64 ``(n_rows, n_time)``. Sums run
-    in CSR order (deterministic).
+    derived by subtraction); ``out`` float64 ``(n_rows, n_time)``. As in
+    :func:`pair_time_table`, each row is first filtered without branches on
+    ``|gap| < te[-1]``; survivors below ``te[0]`` add ``0.0``. Sums run in
+    CSR order (deterministic).
     """
     nt = te.size - 1
-    for k in range(tp.size):
+    tmax = te[nt]
+    t0 = te[0]
+    n = tp.size
+    longest = 1
+    for k in range(n):
+        longest = max(longest, indptr[k + 1] - indptr[k])
+    gbuf = np.empty(longest, dtype=np.float64)
+    qbuf = np.empty(longest, dtype=np.uint64)
+    for k in range(n):
         tk = tp[k]
         wk = ws[k]
+        m = 0
         for q in range(indptr[k], indptr[k + 1]):
-            j = nbr[q]
-            b = _time_band(abs(tk - tp[j]), te)
-            if b >= 0:
-                out[sband[q], b] += wk * ws[j]
+            g = abs(tk - tp[nbr[q]])
+            gbuf[m] = g
+            qbuf[m] = q
+            m += g < tmax
+        for r in range(m):
+            g = gbuf[r]
+            q = qbuf[r]
+            b = 0
+            for e in range(1, nt):
+                b += g >= te[e]
+            out[sband[q], b] += (wk * ws[nbr[q]]) * (g >= t0)
 
 
 @jit
