@@ -1292,3 +1292,41 @@ class GridHawkes(RiskModel):
         f = np.exp(-self.omega_ * np.maximum(a - src, 0.0)) - np.exp(-self.omega_ * np.maximum(b - src, 0.0))
         integral = self._compensator_from(P, self.mu_.T, th, self.w_, P.per_cell_type(f), b - a)
         return (sum_log - integral) / float(P.wt[new_sorted].sum())
+
+    # ------------------------------------------------------------ explanation
+    def _history_positions(self) -> np.ndarray:
+        """Position in ``training_events_`` of each event of the fitted history (the kernel's sorted order)."""
+        P, ev = self._P, self.training_events_
+        cell = self.grid_.assign(ev)
+        keep = (cell >= 0) & (ev.t >= self.fit_start_)
+        pos = np.flatnonzero(keep)[np.lexsort((ev.t[keep], cell[keep]))]
+        if pos.size != len(P) or not (np.array_equal(ev.t[pos], P.t_abs) and np.array_equal(cell[pos], P.cell)):
+            raise RuntimeError("GridHawkes.explain could not match the fitted history to the training events")
+        return pos
+
+    def _explain_parts(self, s, H, cells):
+        """Background ``mu * H`` and each history event's expected offspring in each of ``cells`` (target categories summed)."""
+        from .explain import concat_parts
+
+        P = self._P
+        K = len(self.categories_)
+        rows_t = self._target_total_rows()
+        th_to_target = self._theta_matrix(self.theta_, K)[:, rows_t].sum(axis=1)  # (source type,)
+        src = P.t + self._lag
+        s_rel = s - P.t0
+        f = np.exp(-self.omega_ * np.maximum(s_rel - src, 0.0)) - np.exp(-self.omega_ * np.maximum(s_rel + H - src, 0.0))
+        per_event = P.wt * f * th_to_target[P.typ]
+        hist = self._history_positions()
+        background = self.mu_[rows_t][:, cells].sum(axis=0) * H
+        triggered = np.zeros(cells.size)
+        rows = []
+        for j, c in enumerate(cells):
+            for q in range(P.nb_ptr[c], P.nb_ptr[c + 1]):
+                n, ring = P.nb_idx[q], P.nb_ring[q]
+                a, b = P.cell_ptr[n], P.cell_ptr[n + 1]
+                if b == a:
+                    continue
+                val = self.w_[ring] * per_event[a:b]
+                triggered[j] += float(val.sum())
+                rows.append((j, hist[a:b], val, "triggered"))
+        return concat_parts(background, triggered, rows)
