@@ -99,12 +99,12 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
 
     Returns
     -------
-    counts : (n_sims, K, n_cells) float64
+    counts : (n_sims, K, n_cells) int32 (half the memory of float64: 33 types x 6,000 cells x 500 futures is 400 MB)
     """
     n_sims = seeds.size
     n_cells, K = mu.shape
     end = start + horizon
-    counts = np.zeros((n_sims, K, n_cells))
+    counts = np.zeros((n_sims, K, n_cells), dtype=np.int32)
     # per source cell: cumulative spill-over weights over its neighbours; per type: cumulative theta row
     m_cell = np.zeros(n_cells)
     cum_nb = np.zeros(nb_idx.size)
@@ -114,6 +114,15 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
             acc += w[nb_ring[q]]
             cum_nb[q] = acc
         m_cell[c] = acc
+    # background: one Poisson total per simulation, each event's (cell, type) drawn from the cumulative rates
+    # (the superposition of the per-(cell, type) Poisson processes: O(events), not O(cells x types) draws)
+    cum_mu = np.zeros(n_cells * K)
+    acc = 0.0
+    for c in range(n_cells):
+        for k in range(K):
+            acc += max(mu[c, k], 0.0)
+            cum_mu[c * K + k] = acc
+    total_mu = acc
     row = np.zeros(K)
     cum_th = np.zeros((K, K))
     for k in range(K):
@@ -130,13 +139,13 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
         q_k = np.empty(cap, dtype=np.int64)
         n = 0
         # background
-        for c in range(n_cells):
-            for k in range(K):
-                if mu[c, k] > 0.0:
-                    nb = np.random.poisson(mu[c, k] * horizon)
-                    for _ in range(nb):
-                        q_t, q_c, q_k = _push(q_t, q_c, q_k, n, start + horizon * np.random.random(), c, k)
-                        n += 1
+        if total_mu > 0.0:
+            nb = np.random.poisson(total_mu * horizon)
+            for _ in range(nb):
+                # the first entry with cum > u has cum[j - 1] <= u < cum[j]: a positive rate, never an empty cell
+                j = _pick(cum_mu, np.random.random() * total_mu)
+                q_t, q_c, q_k = _push(q_t, q_c, q_k, n, start + horizon * np.random.random(), j // K, j % K)
+                n += 1
         # still-to-come children of the history
         for i in range(h_cell.size):
             if h_mean[i] <= 0.0:
@@ -162,7 +171,7 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
             t0 = q_t[j]
             c0 = q_c[j]
             k0 = q_k[j]
-            counts[s, k0, c0] += 1.0
+            counts[s, k0, c0] += 1
             mean = row[k0] * m_cell[c0]
             if mean > 0.0:
                 nch = np.random.poisson(mean)

@@ -1119,7 +1119,7 @@ class GridHawkes(RiskModel):
 
         Returns
         -------
-        ndarray (n_sims, n_categories, n_cells)
+        ndarray (n_sims, n_categories, n_cells) of int32 counts
         """
         self._check_fitted()
         check_int("n_sims", n_sims, 1)
