@@ -35,7 +35,7 @@ __all__ = ["simulate_grid_forward"]
 
 @jit
 def _pick(cum, u):
-    """First index ``k`` with ``cum[k] > u`` (``cum`` increasing, last entry the total)."""
+    """First index ``k`` with ``cum[k] > u`` (``cum`` non-decreasing, last entry the total; shared with simulate.py)."""
     lo = 0
     hi = cum.size - 1
     while lo < hi:

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ._jit import jit, jit_parallel, prange
+from .forward import _pick
 
 
 @jit
@@ -130,27 +131,13 @@ def _lag_inverse(kind, c, theta, omega, t_edges, t_cum):
 
 
 @jit
-def _pick_cum(cum, u):
-    """First index ``k`` with ``cum[k] > u`` (``cum`` non-decreasing)."""
-    lo = 0
-    hi = cum.size - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cum[mid] > u:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@jit
 def _displacement(kind, sigma, max_d2, d_edges2, d_cum):
     """One offspring displacement ``(dx, dy)`` in metres and whether it lies within the truncation."""
     if kind == 0:
         dx = np.random.normal(0.0, sigma)
         dy = np.random.normal(0.0, sigma)
         return dx, dy, dx * dx + dy * dy <= max_d2
-    b = _pick_cum(d_cum, np.random.random() * d_cum[d_cum.size - 1])
+    b = _pick(d_cum, np.random.random() * d_cum[d_cum.size - 1])
     r = math.sqrt(d_edges2[b] + np.random.random() * (d_edges2[b + 1] - d_edges2[b]))
     a = 2.0 * math.pi * np.random.random()
     return r * math.cos(a), r * math.sin(a), True
@@ -253,11 +240,11 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
         if bg_mean > 0.0:
             nb = np.random.poisson(bg_mean)
             for _ in range(nb):
-                g = _pick_cum(seg_cum, np.random.random())
+                g = _pick(seg_cum, np.random.random())
                 t = seg_edges[g] + np.random.random() * (seg_edges[g + 1] - seg_edges[g])
                 if t >= end:
                     t = np.nextafter(end, start)
-                p = _pick_cum(smp_cum, np.random.random())
+                p = _pick(smp_cum, np.random.random())
                 counts[s, smp_cell[p]] += 1.0
                 q_t, q_x, q_y, q_d = _push4(q_t, q_x, q_y, q_d, n, t, smp_x[p], smp_y[p], 0)
                 n += 1

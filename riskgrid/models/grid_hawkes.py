@@ -23,7 +23,7 @@ from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (build_streams, gap_mixture_em, hawkes_estep, nb_marginal_terms, ring_sums,
                               one_cell_mle, spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
-from .uncertainty import interval_dataset, sample_interval, zone_sums
+from .uncertainty import simulated_interval_dataset
 
 __all__ = ["GridHawkes"]
 
@@ -1174,24 +1174,12 @@ class GridHawkes(RiskModel):
         self._check_fitted()
         samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
         tot = samples[:, self._target_index(), :].sum(axis=1)
-        _, lo, hi, p_any = sample_interval(tot, level)
         if events is None:
             risk = self.predict(start, horizon_days)
         else:
             s = self.fit_end_ if start is None else float(to_days(start))
             risk = self._mean_with_history(s, float(horizon_days), events)
-        if risk.ndim == 2:
-            risk = risk.sum("category")
-        ds = interval_dataset(risk, lo, hi, p_any, level, "forward simulation of the fitted branching process",
-                              {"n_sims": int(n_sims), "seed": "None" if seed is None else int(seed)})
-        if zones is not None:
-            z = zone_sums(tot, zones)
-            zm, zlo, zhi, zp = sample_interval(z, level)
-            ds["zone_risk"] = ("zone", zone_sums(risk.values, zones))
-            ds["zone_lo"] = ("zone", zlo)
-            ds["zone_hi"] = ("zone", zhi)
-            ds["zone_p_any"] = ("zone", zp)
-        return ds
+        return simulated_interval_dataset(risk, tot, level, n_sims, seed, zones)
 
     def _target_index(self):
         """Rows of the categories that are forecast (all unless ``fit(..., target=...)`` named some)."""

@@ -60,7 +60,7 @@ from ..kernels.spatial import build_hash_grid
 from ..bands import check_band_edges
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
 from ._base import RiskModel, check_int, check_number
-from .uncertainty import interval_dataset, sample_interval, zone_sums
+from .uncertainty import simulated_interval_dataset
 
 __all__ = ["SEPP"]
 
@@ -1286,21 +1286,11 @@ class SEPP(RiskModel):
         """
         self._check_fitted()
         samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        _, lo, hi, p_any = sample_interval(samples, level)
         risk = self.predict(start, horizon_days)
         if events is not None:
             s = self.fit_end_ if start is None else float(to_days(start))
             risk = risk.copy(data=self._mean_given_history(s, float(horizon_days), *self._history(events)))
-        ds = interval_dataset(risk, lo, hi, p_any, level, "forward simulation of the fitted branching process",
-                              {"n_sims": int(n_sims), "seed": "None" if seed is None else int(seed)})
-        if zones is not None:
-            z = zone_sums(samples, zones)
-            _, zlo, zhi, zp = sample_interval(z, level)
-            ds["zone_risk"] = ("zone", zone_sums(risk.values, zones))
-            ds["zone_lo"] = ("zone", zlo)
-            ds["zone_hi"] = ("zone", zhi)
-            ds["zone_p_any"] = ("zone", zp)
-        return ds
+        return simulated_interval_dataset(risk, samples, level, n_sims, seed, zones)
 
     # ------------------------------------------------------------------ score
     def score(self, events: EventSet, end=None) -> float:

@@ -186,6 +186,31 @@ def interval_dataset(risk: xr.DataArray, lo, hi, p_any, level: float, method: st
     return ds
 
 
+def simulated_interval_dataset(risk: xr.DataArray, samples, level: float, n_sims: int, seed=None,
+                               zones=None) -> xr.Dataset:
+    """The interval Dataset of a model that simulates its future (GridHawkes, SEPP).
+
+    ``risk``: the model's exact mean per cell (categories summed); ``samples``:
+    simulated counts per (simulation, cell). ``zones`` (zone of each cell, -1:
+    none) adds ``zone_risk``, ``zone_lo``, ``zone_hi`` and ``zone_p_any`` over a
+    ``zone`` dimension: the interval of each zone's total count, from the same
+    simulations, so the dependence between cells is kept (a sum of cell
+    quantiles is not a quantile of the sum).
+    """
+    _, lo, hi, p_any = sample_interval(samples, level)
+    if risk.ndim == 2:
+        risk = risk.sum("category", keep_attrs=True)
+    ds = interval_dataset(risk, lo, hi, p_any, level, "forward simulation of the fitted branching process",
+                          {"n_sims": int(n_sims), "seed": "None" if seed is None else int(seed)})
+    if zones is not None:
+        _, zlo, zhi, zp = sample_interval(zone_sums(samples, zones), level)
+        ds["zone_risk"] = ("zone", zone_sums(risk.values, zones))
+        ds["zone_lo"] = ("zone", zlo)
+        ds["zone_hi"] = ("zone", zhi)
+        ds["zone_p_any"] = ("zone", zp)
+    return ds
+
+
 def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
     """Simulated counts per (simulation, cell), summed over the forecast categories; ``None`` for models that do not simulate.
 
