@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
+from test_job import small_config as job_config
 
 import riskgrid as rg
 from riskgrid.pipeline.config import validate_config
@@ -20,20 +21,8 @@ DATE = "2024-03-01"
 
 
 def small_config(tmp_path, **over):
-    data = tmp_path / "events.parquet"
-    if not data.exists():
-        df = rg.simulate(n_days=75, background_rate=8, theta=0.3, omega=0.3, sigma_m=80, extent_m=3000,
-                         n_hotspots=3, start="2024-01-01", seed=3)
-        df[["event_id", "timestamp", "lat", "lon", "category"]].to_parquet(data)
-    cfg = {
-        "city": "testville",
-        "events": {"path": str(data), "category": "category"},
-        "grid": {"resolution": 9, "buffer_rings": 1},
-        "model": {"name": "CountHotspot", "params": {"window_days": 30}},
-        "forecast": {"train_days": 40, "horizon_days": 7},
-        "zones": {"n_zones": 3, "max_cells": 5, "min_gap_rings": 1},
-        "outputs": {"raster_pixel_m": 60, "exposure_log": False},
-    }
+    """test_job's tiny city with a 7-day horizon and no exposure log."""
+    cfg = job_config(tmp_path, forecast={"horizon_days": 7}, outputs={"exposure_log": False})
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     return cfg
