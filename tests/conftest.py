@@ -33,6 +33,19 @@ def sim_city():
 
 
 @pytest.fixture(scope="module")
+def forecast(sim_city):
+    """A small CountHotspot forecast of ``sim_city``: (risk, grid, zones, risk Dataset), for the product tests."""
+    import riskgrid as rg
+    from riskgrid.models import CountHotspot
+
+    _, events, grid = sim_city
+    risk = CountHotspot(window_days=60).fit(events, grid, end="2024-07-01").predict("2024-07-01", horizon_days=2)
+    zones = rg.select_zones(risk, grid, n_zones=3, max_cells=5, min_gap_rings=1)
+    ds = rg.risk_dataset(risk, zones=zones, extra_attrs={"city": "sim", "flag": True})
+    return risk, grid, zones, ds
+
+
+@pytest.fixture(scope="module")
 def client():
     """A real 2-worker LocalCluster client (one Numba thread per worker), one per test module."""
     distributed = pytest.importorskip("distributed")

@@ -10,21 +10,10 @@ import numpy as np
 from h3.api import numpy_int as h3i
 import pytest
 
-import riskgrid as rg
 import riskgrid.io as rio
 import riskgrid.products.raster as rraster
 from naive_raster import naive_fill, naive_raster_ids
 from riskgrid.kernels.raster import fill_uniform_blocks
-from riskgrid.models import CountHotspot
-
-
-@pytest.fixture(scope="module")
-def forecast(sim_city):
-    _, events, grid = sim_city
-    risk = CountHotspot(window_days=60).fit(events, grid, end="2024-07-01").predict("2024-07-01", horizon_days=2)
-    zones = rg.select_zones(risk, grid, n_zones=3, max_cells=5, min_gap_rings=1)
-    ds = rg.risk_dataset(risk, zones=zones, extra_attrs={"city": "sim", "flag": True})
-    return risk, grid, zones, ds
 
 
 def test_rasterize_exact_against_per_pixel_h3(forecast):

@@ -15,15 +15,6 @@ import riskgrid.io as rio
 from riskgrid.models import CountHotspot
 
 
-@pytest.fixture(scope="module")
-def forecast(sim_city):
-    _, events, grid = sim_city
-    risk = CountHotspot(window_days=60).fit(events, grid, end="2024-07-01").predict("2024-07-01", horizon_days=2)
-    zones = rg.select_zones(risk, grid, n_zones=3, max_cells=5, min_gap_rings=1)
-    ds = rg.risk_dataset(risk, zones=zones, extra_attrs={"city": "sim", "flag": True})
-    return risk, grid, zones, ds
-
-
 def _sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
