@@ -271,16 +271,22 @@ def test_local_ij_ring_table_is_bit_identical_to_grid_ring_on_every_cell(rng, ci
             np.testing.assert_array_equal(a, b)
 
 
-def test_local_ij_ring_table_across_base_cell_seams(rng):
-    # grids straddling two or three base cells (icosahedron face edges among them)
+def _base_cell_vertices(n: int = 40):
+    """(lat, lon) of the first vertex of the first ``n`` res-0 cells, pentagons and |lat| > 75° left out:
+    places where grids straddle base cells (and icosahedron faces)."""
     pent = {h3.get_base_cell_number(p) for p in h3.get_pentagons(0)}
-    checked = 0
-    for c in sorted(h3.get_res0_cells())[:40]:
+    for c in sorted(h3.get_res0_cells())[:n]:
         if h3.get_base_cell_number(c) in pent:
             continue
         lat0, lon0 = h3.cell_to_boundary(c)[0]
-        if abs(lat0) > 75:
-            continue
+        if abs(lat0) <= 75:
+            yield lat0, lon0
+
+
+def test_local_ij_ring_table_across_base_cell_seams(rng):
+    # grids straddling two or three base cells (icosahedron face edges among them)
+    checked = 0
+    for lat0, lon0 in _base_cell_vertices():
         grid = _city_grid(rng, lat0, lon0, 7, sd=0.15, n=800)
         if np.unique((grid.cells >> np.uint64(45)) & np.uint64(127)).size < 2:
             continue
@@ -351,14 +357,8 @@ def test_lattice_assignment_equals_h3_on_random_and_near_edge_points(rng, city, 
 def test_lattice_assignment_across_base_cells_and_faces(rng):
     # grids around res-0 cell vertices: seams between base cells and icosahedron faces;
     # the map is refused where it cannot be fitted, and exact where it is used
-    pent = {h3.get_base_cell_number(p) for p in h3.get_pentagons(0)}
     used = refused = 0
-    for c in sorted(h3.get_res0_cells())[:40]:
-        if h3.get_base_cell_number(c) in pent:
-            continue
-        lat0, lon0 = h3.cell_to_boundary(c)[0]
-        if abs(lat0) > 75:
-            continue
+    for lat0, lon0 in _base_cell_vertices():
         grid = _city_grid(rng, lat0, lon0, 8, sd=0.2, n=2000)
         lat = np.concatenate([lat0 + rng.normal(0, 0.25, 1500), _near_edge_points(grid.cells[:20], 1e-9)[:, 0]])
         lon = np.concatenate([lon0 + rng.normal(0, 0.25, 1500), _near_edge_points(grid.cells[:20], 1e-9)[:, 1]])
