@@ -21,7 +21,8 @@ from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (build_streams, gap_mixture_em, hawkes_estep, nb_marginal_terms, ring_sums,
-                              one_cell_mle, spread_to_neighbours, trigger_sum_em)
+                              one_cell_mle, one_cell_trigger_sums, spread_to_neighbours,
+                              trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from .uncertainty import simulated_interval_dataset
 
@@ -58,6 +59,8 @@ _START_STEPS = 100
 _START_RTOL = 1e-6
 #: most gaps the gap mixture (a start candidate) is estimated on (an even stride through them)
 _MAX_GAPS = 50_000
+#: most events the start candidates are scored on (an even stride through the occupied cells beyond)
+_START_MAX_EVENTS = 250_000
 #: a warm start is checked against the data-driven start when their decay rates differ by more than this factor
 _WARM_CHECK_LOG_RATIO = float(np.log(3.0))
 
@@ -850,7 +853,7 @@ class GridHawkes(RiskModel):
             if z in vals:
                 return vals[z][0]
             omega = math.exp(z)
-            g = self._estep(P, np.zeros((1, 1)), np.eye(1), omega, np.ones(1), lag)[0]
+            g = one_cell_trigger_sums(P.t, P.wt, omega, lag)
             C = float(np.dot(P.wt, -np.expm1(-omega * ctx["tau"])))
             mu, theta, ll = one_cell_mle(g, P.wt, C, window, state["mu"], max(state["theta"], 1e-3), 200, 1e-13)
             state["n"] += 1
@@ -885,7 +888,10 @@ class GridHawkes(RiskModel):
         backgrounds are fitted by a short EM on those sums alone
         (:func:`~riskgrid.kernels.hawkes.trigger_sum_em`, O(N) per step). EM starts from the best candidate's ``omega``,
         theta (at least 0.5 when triggering can reach other cells) and a
-        uniform spill-over.
+        uniform spill-over. Beyond ``_START_MAX_EVENTS`` events the candidates
+        are scored on an even stride through the occupied cells (the own-cell
+        model's cells are independent given theta and omega) and the best one
+        is fitted once more on every event.
         """
         P, window, K, R = ctx["P"], ctx["window"], ctx["K"], ctx["n_full"].size - 1
         lo = 3.0 / window
@@ -893,34 +899,51 @@ class GridHawkes(RiskModel):
         own = _Prepared(P.t_abs, P.cell, P.typ, P.wt, P.n_cells, K, P.t0, ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
         n_ct = P.n_cells * K
         zero_mu = np.zeros((P.n_cells, K))
+        # many events: the candidates are scored on the events of an even stride through the occupied cells
+        # (the own-cell model's cells are independent given theta and omega), the best one once on all
+        sub = own
+        if len(own) > _START_MAX_EVENTS and P.n_cells > 1:
+            occupied = np.flatnonzero(np.diff(own.cell_ptr))
+            keep_cell = np.zeros(P.n_cells, dtype=bool)
+            keep_cell[occupied[::-(-len(own) // _START_MAX_EVENTS)]] = True
+            k = keep_cell[own.cell]
+            sub = _Prepared(own.t_abs[k], own.cell[k], own.typ[k], own.wt[k], P.n_cells, K, P.t0, ctx["nb0"],
+                            P.n_in[:, :1])
         cands = {}
+
+        def fit_at(data, omega):
+            if n_ct == 1:  # trigger sum per event
+                g = one_cell_trigger_sums(data.t, data.wt, omega, ctx["lag"])
+            else:
+                g = self._estep(data, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])[0]
+            C = float(np.dot(data.wt, -np.expm1(-omega * np.maximum(window - data.t - ctx["lag"], 0.0))))
+            if n_ct == 1:  # one cell and type: the exact profile (Newton), as in _fit_one_cell
+                mu, theta, ll = one_cell_mle(g, data.wt, C, window, float(data.wt.sum()) / (2.0 * window), 0.5, 200,
+                                             1e-13)
+                mu = np.full(1, mu)
+            else:
+                mu, theta, ll = trigger_sum_em(g, data.cell_type, data.wt, data.cell_ptr[data.chunk_ptr], C, window,
+                                               n_ct, 0.5, _START_STEPS, _START_RTOL)
+            return (ll if np.isfinite(ll) else -np.inf), (mu.reshape(P.n_cells, K), theta, omega)
 
         def score(omega):
             omega = float(np.clip(omega, lo, hi))
             key = round(math.log10(omega), 6)
-            if key in cands:
-                return cands[key][0]
-            g, *_ = self._estep(own, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])  # trigger sum per event
-            C = float(np.dot(own.wt, -np.expm1(-omega * np.maximum(window - own.t - ctx["lag"], 0.0))))
-            if n_ct == 1:  # one cell and type: the exact profile (Newton), as in _fit_one_cell
-                mu, theta, ll = one_cell_mle(g, own.wt, C, window, float(own.wt.sum()) / (2.0 * window), 0.5, 200,
-                                             1e-13)
-                mu = np.full(1, mu)
-            else:
-                mu, theta, ll = trigger_sum_em(g, own.cell_type, own.wt, C, window, n_ct, 0.5, _START_STEPS,
-                                               _START_RTOL)
-            cands[key] = (ll if np.isfinite(ll) else -np.inf, (mu.reshape(P.n_cells, K), theta, omega))
+            if key not in cands:
+                cands[key] = fit_at(sub, omega)
             return cands[key][0]
 
         for e in np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
             score(10.0**e)
-        gap = gap_mixture_rate(own.t, own.cell, own.wt, ctx["lag"], window)
+        gap = gap_mixture_rate(sub.t, sub.cell, sub.wt, ctx["lag"], window)
         if np.isfinite(gap):
             score(gap)
         best = max(cands, key=lambda k: cands[k][0])
         for e in (best - 0.5, best + 0.5):
             score(10.0**e)
         _, (mu, th, omega) = max(cands.values(), key=lambda v: v[0])
+        if sub is not own:
+            _, (mu, th, omega) = fit_at(own, omega)
         if R > 0:  # the own-cell fit holds only part of the triggering
             th = max(th, 0.5)
         th = min(max(th, 0.05), 0.95)

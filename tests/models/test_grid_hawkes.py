@@ -233,12 +233,50 @@ def test_start_value_kernels_match_numpy_references():
         lam_ref, k_ref = gap_mixture_naive(g, b, 1.0, 0.3, n_iter, rtol)
         assert k == k_ref and lam == pytest.approx(lam_ref, rel=1e-10)
     n_ct = 40
-    ct = rng.integers(0, n_ct, 2000)
+    ct = np.sort(rng.integers(0, n_ct, 2000))  # the kernel's chunks cut the events at (cell, type) boundaries
     gs = rng.exponential(0.5, 2000) * (rng.random(2000) < 0.7)
     wt = rng.integers(1, 3, 2000).astype(float)
-    mu, th, ll = trigger_sum_em(gs, ct, wt, 900.0, 100.0, n_ct, 0.5, 60, 0.0)
     mu_r, th_r, ll_r = trigger_sum_em_naive(gs, ct, wt, 900.0, 100.0, n_ct, 0.5, 60)
-    assert np.allclose(mu, mu_r, rtol=1e-10) and th == pytest.approx(th_r, rel=1e-10) and ll == pytest.approx(ll_r, rel=1e-12)
+    bounds = np.flatnonzero(np.diff(ct)) + 1
+    for ev_ptr in ([0, ct.size], [0, *bounds[::7], ct.size], [0, *bounds, ct.size]):  # 1, a few and one per pair
+        mu, th, ll = trigger_sum_em(gs, ct, wt, np.asarray(ev_ptr, dtype=np.int64), 900.0, 100.0, n_ct, 0.5, 60, 0.0)
+        assert np.allclose(mu, mu_r, rtol=1e-10) and th == pytest.approx(th_r, rel=1e-10)
+        assert ll == pytest.approx(ll_r, rel=1e-12)
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.02])
+def test_one_cell_kernels_match_references(lag):
+    """The one-cell trigger sums equal the general E-step's (bit for bit) and a plain double loop; the one-cell
+    Newton fit maximises the naive 1-D log-likelihood (ties and a minimum lag included)."""
+    from naive_hawkes import hawkes_1d_loglik_naive
+    from scipy.optimize import minimize
+
+    from riskgrid.kernels.hawkes import one_cell_mle, one_cell_trigger_sums
+    from riskgrid.models.grid_hawkes import _Prepared
+
+    rng = np.random.default_rng(11)
+    t = np.sort(np.round(rng.random(1500) * 60.0, 2))  # rounded: ties
+    wt = rng.integers(1, 3, t.size).astype(float)
+    omega = 0.8
+    g = one_cell_trigger_sums(t, wt, omega, lag)
+    dt = t[:, None] - t[None, :] - lag
+    ok = (t[None, :] + lag < t[:, None]) if lag > 0 else (t[:, None] > t[None, :])
+    ref = omega * np.sum(np.where(ok, wt[None, :] * np.exp(-omega * np.where(ok, dt, 0.0)), 0.0), axis=1)
+    assert np.allclose(g, ref, rtol=1e-10, atol=1e-300)
+    one = np.zeros(t.size, dtype=np.int64)
+    P = _Prepared(t, one, one, wt, 1, 1, 0.0, (np.array([0, 1]), np.array([0]), np.array([0])), np.ones((1, 1)))
+    g_e = GridHawkes(spillover_rings=0)._estep(P, np.zeros((1, 1)), np.eye(1), omega, np.ones(1), lag)[0]
+    assert np.array_equal(g, g_e)
+    if lag == 0.0:  # the Newton fit against a generic optimiser on the plain 1-D likelihood (unit weights, no ties)
+        t1 = np.sort(rng.random(1500) * 60.0)
+        T = 60.0
+        g1 = one_cell_trigger_sums(t1, np.ones(t1.size), omega, 0.0)
+        C = float(np.sum(-np.expm1(-omega * (T - t1))))
+        mu, th, ll = one_cell_mle(g1, np.ones(t1.size), C, T, 10.0, 0.3, 200, 1e-13)
+        res = minimize(lambda p: -hawkes_1d_loglik_naive(t1, T, p[0], p[1], omega), [mu * 1.2, 0.3],
+                       method="L-BFGS-B", bounds=[(1e-6, None), (0.0, None)], options={"ftol": 1e-15, "gtol": 1e-10})
+        assert ll == pytest.approx(hawkes_1d_loglik_naive(t1, T, mu, th, omega), rel=1e-12)
+        assert ll >= -res.fun - 1e-8 * abs(res.fun)
 
 
 # --------------------------------------------------------------------------- model on small data
