@@ -15,8 +15,11 @@ __all__ = ["hexagon_geojson", "write_geojson", "write_parquet", "write_csv", "wr
 
 
 def _json_dump(obj, path):
+    # json.dumps, not json.dump: dump streams through the pure-Python encoder (about 5x slower on the hexagons);
+    # dumps uses the C encoder and gives the same bytes
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
+        fh.write(text)
         fh.write("\n")
 
 

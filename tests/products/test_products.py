@@ -78,6 +78,20 @@ def test_hexagon_geojson_rfc7946(forecast, tmp_path):
         assert p["percentile"] == ds["percentile"].values[i] and p["zone"] == ds["zone"].values[i]
 
 
+def test_geojson_bytes_are_those_of_the_streaming_encoder(forecast, tmp_path):
+    """write_geojson encodes with json.dumps (C encoder): byte for byte what json.dump (pure-Python encoder) wrote."""
+    _, grid, zones, ds = forecast
+    ref = tmp_path / "ref.geojson"
+    with open(ref, "w", encoding="utf-8") as fh:
+        json.dump(rio.hexagon_geojson(ds, grid), fh, separators=(",", ":"), allow_nan=False)
+        fh.write("\n")
+    assert open(rio.write_geojson(ds, tmp_path / "h.geojson", grid), "rb").read() == open(ref, "rb").read()
+    bad = ds.copy(deep=True)
+    bad["risk"].values[0] = np.nan
+    with pytest.raises(ValueError):  # still no NaN in RFC 7946 output
+        rio.write_geojson(bad, tmp_path / "nan.geojson", grid)
+
+
 def _wkb_ring(b):
     order, kind, nrings, npts = struct.unpack("<BIII", b[:13])
     assert order == 1 and kind == 3 and nrings == 1
