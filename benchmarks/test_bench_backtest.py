@@ -5,6 +5,7 @@ Run: ``pytest benchmarks/test_bench_backtest.py --benchmark-only``. Needs
 backtest case reports ``seconds_per_origin`` in ``extra_info``.
 """
 
+import resource
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,10 @@ VARIANTS = {
     # the settings of examples/backtest_chicago.toml: block-level points make the default fit
     # collapse onto same-address repeats (see the README's SEPP section)
     "SEPP": ("SEPP", {"max_days": 120, "max_distance_m": 1000, "min_sigma_m": 50, "bandwidth_m": 200}),
+    # issue 13: the same models warm-started (one live instance, EM from the previous origin's fit)
+    "GridHawkes-s1-warm": ("GridHawkes", {"spillover_rings": 1, "warm_start": True}),
+    "SEPP-warm": ("SEPP", {"max_days": 120, "max_distance_m": 1000, "min_sigma_m": 50, "bandwidth_m": 200,
+                           "warm_start": True}),
 }
 
 
@@ -56,11 +61,14 @@ def test_backtest_52_weeks(benchmark, chicago, variant):
     model = make_model(name, **params)
     # compile / warm caches on one origin outside the timing
     rg.backtest({variant: model}, events, grid, START, "2017-01-02", train_days=365, progress=False)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     df = benchmark.pedantic(
         lambda: rg.backtest({variant: model}, events, grid, START, END, train_days=365, progress=False),
         rounds=1,
         iterations=1,
     )
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    benchmark.extra_info["cpu_seconds"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 1)
     n_origins = df["origin"].nunique()
     assert n_origins == 52
     benchmark.extra_info["n_events"] = len(events)
@@ -69,6 +77,7 @@ def test_backtest_52_weeks(benchmark, chicago, variant):
     benchmark.extra_info["seconds_per_origin"] = benchmark.stats.stats.mean / n_origins
     benchmark.extra_info["fit_seconds_per_origin"] = float(df.groupby("origin").fit_seconds.first().mean())
     benchmark.extra_info["hit_rate_5pct"] = float(df[np.isclose(df.coverage, 0.05)].hit_rate.mean())
+    benchmark.extra_info["loglik_per_origin"] = float(df.groupby("origin").loglik.first().mean())
 
 
 # ---------------------------------------------------------------- kernels vs references
