@@ -63,41 +63,86 @@ def _lower_bound(a, lo, hi, v):
 # --------------------------------------------------------------------------- #
 # candidate parents
 # --------------------------------------------------------------------------- #
-@jit_parallel
-def _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, fill,
-                     par, want_par):
-    n = t.size
+@jit
+def _bucket_chunks(start, n_chunks):
+    """First bucket of each of ``n_chunks`` chunks holding about equal numbers of points (last entry: nx * ny)."""
+    nb = start.size - 1
+    n = start[nb]
+    out = np.empty(n_chunks + 1, dtype=np.int64)
+    k = 0
+    for c in range(n_chunks):
+        target = (c * n) // n_chunks
+        while k < nb and start[k + 1] <= target:
+            k += 1
+        out[c] = k
+    out[n_chunks] = nb
+    return out
+
+
+@jit_parallel(fastmath=False)  # the count and fill passes must compute identical squared distances
+def _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, fill, par, want_par,
+                     bounds):
+    """Candidate parents of every child, bucket by bucket (children of one bucket in time order, the time
+    windows of the 3 × 3 neighbouring buckets advanced monotonically instead of searched; points read in
+    hash order, so contiguous). Pairs of a child in the order (neighbour row, column, time)."""
+    n = order.size
     counts = np.zeros(n, dtype=np.int64)
-    for j in prange(j_first, n):
-        tj = t[j]
-        xj = x[j]
-        yj = y[j]
-        bx = _bucket(xj, x0, cell_m)
-        by = _bucket(yj, y0, cell_m)
-        c = 0
-        p = indptr[j] if fill else 0
-        for cy in range(max(by - 1, 0), min(by + 2, ny)):
-            for cx in range(max(bx - 1, 0), min(bx + 2, nx)):
-                k = cy * nx + cx
-                s = start[k]
-                e = start[k + 1]
-                if s == e:
+    n_chunks = bounds.size - 1
+    for c in prange(n_chunks):
+        lo = np.empty(9, dtype=np.int64)
+        hi = np.empty(9, dtype=np.int64)
+        end = np.empty(9, dtype=np.int64)
+        for k in range(bounds[c], bounds[c + 1]):
+            s = start[k]
+            e = start[k + 1]
+            if s == e:
+                continue
+            by = k // nx
+            bx = k - by * nx
+            m = 0
+            for cy in range(max(by - 1, 0), min(by + 2, ny)):
+                for cx in range(max(bx - 1, 0), min(bx + 2, nx)):
+                    kk = cy * nx + cx
+                    lo[m] = start[kk]
+                    hi[m] = start[kk]
+                    end[m] = start[kk + 1]
+                    m += 1
+            for q in range(s, e):
+                j = order[q]
+                if j < j_first:
                     continue
-                lo = _lower_bound(t_hash, s, e, tj - max_days)
-                hi = _lower_bound(t_hash, lo, e, tj)
-                for q in range(lo, hi):
-                    i = order[q]
-                    ddx = xj - x[i]
-                    ddy = yj - y[i]
-                    d2 = ddx * ddx + ddy * ddy
-                    if d2 <= max_d2:
-                        if fill:
-                            dt[p + c] = tj - t[i]
-                            r2[p + c] = d2
+                tj = ts[q]
+                xj = xs[q]
+                yj = ys[q]
+                t_lo = tj - max_days
+                cnt = 0
+                pos = indptr[j] if fill else 0
+                for b in range(m):
+                    a = lo[b]
+                    while a < end[b] and ts[a] < t_lo:
+                        a += 1
+                    lo[b] = a
+                    h = max(hi[b], a)
+                    while h < end[b] and ts[h] < tj:
+                        h += 1
+                    hi[b] = h
+                    if not fill:  # branch-free count (vectorisable)
+                        for u in range(a, h):
+                            ddx = xj - xs[u]
+                            ddy = yj - ys[u]
+                            cnt += np.int64(ddx * ddx + ddy * ddy <= max_d2)
+                        continue
+                    for u in range(a, h):
+                        ddx = xj - xs[u]
+                        ddy = yj - ys[u]
+                        d2 = ddx * ddx + ddy * ddy
+                        if d2 <= max_d2:
+                            dt[pos + cnt] = tj - ts[u]
+                            r2[pos + cnt] = d2
                             if want_par:
-                                par[p + c] = i
-                        c += 1
-        counts[j] = c
+                                par[pos + cnt] = order[u]
+                            cnt += 1
+                counts[j] = cnt
     return counts
 
 
@@ -109,7 +154,11 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
     simultaneous events cannot trigger each other) and squared distance
     ``<= max_d2``. ``t`` must be sorted ascending; ``(order, start)`` come from
     :func:`~riskgrid.kernels.spatial.build_hash_grid` with ``cell_m >= sqrt(max_d2)`` so that the 3 × 3
-    neighbouring buckets hold every candidate.
+    neighbouring buckets hold every candidate (``x0, y0, cell_m`` are not
+    read: children are visited bucket by bucket, in time order inside one, with
+    the time windows of the neighbouring buckets advanced monotonically; the
+    pairs and their order are those of a per-child binary search over the
+    same buckets).
 
     If the number of pairs exceeds ``max_pairs`` the fill pass is skipped
     and ``dt``, ``r2`` are returned empty (the caller checks ``indptr[-1]``).
@@ -131,12 +180,15 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
         Parent ``i`` of each pair (``want_par``).
     """
     n = t.size
-    t_hash = t[order]
+    ts = t[order]
+    xs = x[order]
+    ys = y[order]
+    bounds = _bucket_chunks(start, min(max(n // 256, 1), 1024))
     empty = np.zeros(0, dtype=proto.dtype)
     no_par = np.zeros(0, dtype=np.int32)
     indptr = np.zeros(n + 1, dtype=np.int64)
-    counts = _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, empty,
-                              empty, False, no_par, False)
+    counts = _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, empty, empty, False,
+                              no_par, False, bounds)
     for j in range(n):
         indptr[j + 1] = indptr[j] + counts[j]
     if indptr[n] > max_pairs:
@@ -144,8 +196,8 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
     dt = np.empty(indptr[n], dtype=proto.dtype)
     r2 = np.empty(indptr[n], dtype=proto.dtype)
     par = np.empty(indptr[n] if want_par else 0, dtype=np.int32)
-    _scan_candidates(t, x, y, order, start, t_hash, x0, y0, cell_m, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True,
-                     par, want_par)
+    _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True, par, want_par,
+                     bounds)
     return indptr, dt, r2, par
 
 
