@@ -641,9 +641,27 @@ class HexGrid:
         """
         if self._rings is not None:
             return self._rings
-        rings = [oriented_ring([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))], ccw=True) for c in self.cells]
+        # what oriented_ring(ccw=True) gives for each boundary, done on all rings of one vertex count at once
+        bounds = [h3i.cell_to_boundary(c) for c in self.cells.tolist()]
+        rings, arrays = [None] * len(bounds), [None] * len(bounds)
+        lengths = np.fromiter((len(b) for b in bounds), dtype=np.int64, count=len(bounds))
+        for n in np.unique(lengths).tolist():
+            idx = np.flatnonzero(lengths == n).tolist()
+            pts = np.array([bounds[i] for i in idx], dtype=np.float64).reshape(len(idx), n, 2)[:, :, ::-1]
+            ring = np.concatenate([pts, pts[:, :1]], axis=1)  # (lon, lat), closed
+            x, y = ring[..., 0], ring[..., 1]
+            ccw = np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1) > 0
+            ring[~ccw] = ring[~ccw, ::-1]
+            is_open = ~(pts[:, 0] == pts[:, -1]).all(axis=1)
+            as_lists = ring.tolist()
+            for j, i in enumerate(idx):
+                if is_open[j]:
+                    rings[i], arrays[i] = as_lists[j], ring[j]
+                else:  # a boundary h3 already closed (never seen): the general rule
+                    rings[i] = oriented_ring([(lng, lat) for lat, lng in bounds[i]], ccw=True)
+                    arrays[i] = np.asarray(rings[i], dtype=np.float64)
         self._rings = rings
-        self._vertices = np.concatenate([np.asarray(r) for r in rings])
+        self._vertices = np.concatenate(arrays) if arrays else np.zeros((0, 2))
         self._vertices.flags.writeable = False
         return rings
 

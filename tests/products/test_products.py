@@ -98,6 +98,30 @@ def _wkb_ring(b):
     return np.frombuffer(b[13:], dtype="<f8").reshape(npts, 2)
 
 
+@pytest.mark.parametrize("where", ["chicago-r9", "pentagons-r2", "pentagons-r3", "antimeridian-r7"])
+def test_boundaries_equal_one_oriented_ring_per_cell(where):
+    """The vectorised rings of every export: exactly oriented_ring(ccw=True) of each h3 boundary, pentagons (5 and
+    distorted 7..10-vertex boundaries) included; the vertex array is their concatenation."""
+    from h3.api import numpy_int as h3i
+
+    from riskgrid.geo import oriented_ring
+
+    if where == "chicago-r9":
+        cells = h3i.grid_disk(h3i.latlng_to_cell(41.85, -87.65, 9), 12)
+    elif where.startswith("pentagons"):
+        cells = np.unique(np.concatenate([h3i.grid_disk(p, 2) for p in h3i.get_pentagons(int(where[-1]))]))
+    else:
+        cells = h3i.grid_disk(h3i.latlng_to_cell(0.0, 179.99, 7), 4)
+    grid = rg.HexGrid.from_cells(np.asarray(cells, dtype=np.uint64))
+    ref = [oriented_ring([(lng, lat) for lat, lng in h3i.cell_to_boundary(int(c))], ccw=True) for c in grid.cells]
+    rings = grid.boundaries_lonlat()
+    assert rings == ref
+    assert all(type(v) is float for r in rings for p in r for v in p)
+    if where.startswith("pentagons"):  # closed rings of pentagons (5 or 10 vertices) and their neighbours (6 or 7)
+        assert {len(r) for r in rings} == ({6, 7} if where.endswith("2") else {7, 8, 11})
+    np.testing.assert_array_equal(grid.vertices_lonlat, np.concatenate([np.asarray(r) for r in ref]))
+
+
 def test_parquet_and_csv_tables(forecast, tmp_path):
     import pyarrow.parquet as pq
 
