@@ -36,10 +36,12 @@ from riskgrid.distributed import (
     run_forecasts,
     run_jobs,
 )
+from riskgrid.distributed.cluster import QUIET_CLUSTER_CONFIG, quiet_cluster_config
 from riskgrid.errors import ConfigError, EventDataError
 from riskgrid.models import make_model
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 TIMING = ["fit_seconds", "predict_seconds", "interval_seconds"]
 CENTRES = [(41.85, -87.65), (40.71, -74.00), (37.77, -122.42)]
@@ -273,9 +275,20 @@ def test_local_cluster_sizing_and_numba_threads(cities, monkeypatch):
         env = c.run(lambda: (os.environ.get("NUMBA_NUM_THREADS"), __import__("numba").config.NUMBA_NUM_THREADS))
         assert list(env.values()) == [("1", 1)]
         assert c.riskgrid_numba_threads == 1
+        quiet = {k: v[1] for k, v in QUIET_CLUSTER_CONFIG.items()}
+        assert list(c.run(lambda: {k: dask.config.get(k) for k in quiet}).values()) == [quiet]  # in the workers
         res = run_forecasts(jobs, c, progress=False)
     assert c.status == "closed"
     xr.testing.assert_identical(res.results["c0-count"], run_forecasts(jobs, "serial", progress=False).results["c0-count"])
+
+
+def test_quiet_cluster_config_leaves_the_users_settings():
+    """The LocalCluster's quieter timers replace Dask's defaults only, never a value the user's config sets."""
+    keys = list(QUIET_CLUSTER_CONFIG)
+    with dask.config.set({k: v[0] for k, v in QUIET_CLUSTER_CONFIG.items()}):
+        assert quiet_cluster_config() == {k: v[1] for k, v in QUIET_CLUSTER_CONFIG.items()}
+        with dask.config.set({keys[0]: "7ms"}):
+            assert keys[0] not in quiet_cluster_config() and set(quiet_cluster_config()) == set(keys[1:])
 
 
 def test_cli_batch_on_a_scheduler_address(client, cities, tmp_path):
