@@ -341,6 +341,12 @@ class GridHawkes(RiskModel):
     ----------
     spillover_rings : int, default 1
         ``R``, the number of H3 rings an event can trigger into (0 = own cell only).
+        For an isotropic Gaussian displacement of sd ``sigma`` metres,
+        ``R = ceil(3 sigma / (sqrt(3) * edge))`` rings (``edge`` the cell edge
+        length; neighbouring centres are ``sqrt(3) * edge`` apart) hold all but
+        about 0.5 % of the offspring: at res 9 (edge ~201 m) 1 ring for 100 m
+        (0.3 % beyond), 2 rings for 200 m (0.3 % beyond; 9 % beyond ring 1),
+        3 rings for 300 m (0.5 % beyond). Offspring beyond ``R`` count as background.
     cross_excitation : bool, default False
         ``False``: each type excites only its own type, with one scalar
         ``theta`` (and the same ``omega`` and ``w``) shared by all types,
@@ -386,7 +392,17 @@ class GridHawkes(RiskModel):
         map and the objective (log-likelihood plus log prior) are functions of
         the parameters alone, so warm and cold starts reach the same fixed
         point. Every cell of the grid has a positive background, so
-        :meth:`score` and :meth:`predict` are finite everywhere.
+        :meth:`score` and :meth:`predict` are finite everywhere. Known
+        limitation (issue 13): choosing ``nu`` from the *expected* background
+        counts is circular (a flatter background leaves flatter expected
+        counts, which call for a larger ``nu``), and theta is steep in ``nu``.
+        With triggering across cells (200 m displacement, 2 rings, one year
+        at 15-20 events/day) EM can end at a fixed point with ``nu`` at its
+        upper bound, a flat background and theta overestimated (+70 % on one
+        of ten simulations at theta 0.3; +55 to +64 %, omega -17 to -31 %, on
+        eight of eight at theta 0.5, omega 0.1/day); a
+        ``background_prior_strength_`` near ``exp(8)`` flags it, and a fit with
+        ``background="cell"`` bounds theta from below.
     min_lag_minutes : float, default 180
         One-incident rule: an event can trigger only events more than
         ``min_lag_minutes`` minutes after it (the delay kernel is an

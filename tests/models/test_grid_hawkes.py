@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 
 import numba
 import numpy as np
@@ -601,10 +602,14 @@ def test_smoothed_background_is_positive_and_score_finite_on_empty_cells():
 def test_recovery_one_year_few_events_per_cell(sigma_m, R, seed):
     """365 days at 15 background events/day over 10 km (~7 events per res-9 cell).
 
-    Within the cell the smoothed background recovers theta and omega within 10 % (the per-cell MLE:
-    theta -18 %, omega +29 %). With 200 m displacement (2 rings) the issue's 10 % is not met on every
-    seed: seed 4 gives theta -11 %, omega -2 %; seed 3 theta -1 %, omega +17 % (per-cell MLE: theta
-    -21 %, omega +35 %), so that case is held to 15 %."""
+    Within the cell the smoothed background recovers theta and omega within 10 % at this seed (the
+    per-cell MLE: theta -18 %, omega +29 %). With 200 m displacement (2 rings) the issue's 10 % is not
+    met on every seed, so that case is held to 15 %. Neither tolerance holds on every seed (measured on
+    seeds 1-10, issue 13): omega's sampling spread alone is ~8 % (sd) at this size, even with the true
+    background given (within the cell omega is +11 % at seed 3, +15 % at seed 7); at 200 m seeds 3, 7
+    and 9 give omega +17, +30, +18 %, and seed 5 ends at the smoothed background's runaway fixed point
+    (see test_recovery_runaway_of_the_smoothed_background). Ring truncation plays no part: at res 9
+    (201 m edges) 0.2 % of 200 m offspring land beyond ring 2, and spillover_rings=3 gives the same fit."""
     df, ev = _sim(n_days=365, background_rate=15, theta=0.3, omega=0.2, sigma_m=sigma_m, seed=seed)
     grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=R + 1)
     assert len(ev) / len(grid) < 8
@@ -615,6 +620,26 @@ def test_recovery_one_year_few_events_per_cell(sigma_m, R, seed):
     assert m.omega_ == pytest.approx(0.2, rel=tol)
     cell_mle = GridHawkes(spillover_rings=R, background="cell").fit(ev, grid)
     assert cell_mle.theta_ < 0.85 * 0.3  # the bias the smoothing removes
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "issue 13, known failure: the smoothed background's prior strength nu is chosen by the negative-binomial "
+    "marginal of the expected background counts at the current parameters, which is circular: a flatter "
+    "background leaves flatter expected counts, which call for a larger nu. At 200 m the EM map then has an "
+    "attracting fixed point with nu at its bound (e^8), a flat background, theta absorbing the spatial "
+    "heterogeneity and omega too small; plain EM without SQUAREM ends there too. Seed 5 (theta 0.3): theta "
+    "+70 %, omega -27 %; the issue's own settings (theta 0.5, omega 0.1, 20/day): theta +55..+64 %, omega "
+    "-17..-31 % on 8 of 8 seeds, while the true background gives theta within 3 % and omega within 11 %"))
+@pytest.mark.parametrize("seed, theta, omega, rate", [(5, 0.3, 0.2, 15.0), (1, 0.5, 0.1, 20.0)])
+def test_recovery_runaway_of_the_smoothed_background(seed, theta, omega, rate):
+    """365 days, 200 m displacement, 2 rings: theta and omega should come back within 15 %; they do not."""
+    df, ev = _sim(n_days=365, background_rate=rate, theta=theta, omega=omega, sigma_m=200, seed=seed)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # EM creeps towards the runaway fixed point
+        m = GridHawkes(spillover_rings=2).fit(ev, grid)
+    assert m.theta_ == pytest.approx(theta, rel=0.15)
+    assert m.omega_ == pytest.approx(omega, rel=0.15)
 
 
 # --------------------------------------------------------------------------- start values, warm start
