@@ -33,6 +33,8 @@ from ._jit import jit, jit_parallel, prange
 
 __all__ = [
     "candidate_pairs",
+    "candidate_counts",
+    "candidate_fill",
     "estep_expgauss",
     "estep_histogram",
     "pair_bins",
@@ -182,26 +184,48 @@ def candidate_pairs(t, x, y, order, start, x0, y0, cell_m, nx, ny, max_days, max
     par : int32 (n_pairs,) or (0,)
         Parent ``i`` of each pair (``want_par``).
     """
-    n = t.size
-    ts = t[order]
-    xs = x[order]
-    ys = y[order]
-    bounds = _bucket_chunks(start, min(max(n // 256, 1), 1024))
     empty = np.zeros(0, dtype=proto.dtype)
     no_par = np.zeros(0, dtype=np.int32)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    counts = _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, empty, empty, False,
-                              no_par, False, bounds)
-    for j in range(n):
-        indptr[j + 1] = indptr[j] + counts[j]
+    n = t.size
+    indptr = candidate_counts(t, x, y, order, start, nx, ny, max_days, max_d2, j_first)
     if indptr[n] > max_pairs:
         return indptr, empty, empty, no_par
     dt = np.empty(indptr[n], dtype=proto.dtype)
     r2 = np.empty(indptr[n], dtype=proto.dtype)
     par = np.empty(indptr[n] if want_par else 0, dtype=np.int32)
-    _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True, par, want_par,
-                     bounds)
+    candidate_fill(t, x, y, order, start, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, par)
     return indptr, dt, r2, par
+
+
+@jit
+def _hash_ordered(t, x, y, order, start):
+    n = t.size
+    return t[order], x[order], y[order], _bucket_chunks(start, min(max(n // 256, 1), 1024))
+
+
+@jit
+def candidate_counts(t, x, y, order, start, nx, ny, max_days, max_d2, j_first):
+    """First pass of :func:`candidate_pairs`: the CSR ``indptr`` (int64, n + 1) of the candidate parents."""
+    n = t.size
+    ts, xs, ys, bounds = _hash_ordered(t, x, y, order, start)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    empty = np.zeros(0)
+    counts = _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, empty, empty, False,
+                              np.zeros(0, dtype=np.int32), False, bounds)
+    for j in range(n):
+        indptr[j + 1] = indptr[j] + counts[j]
+    return indptr
+
+
+@jit
+def candidate_fill(t, x, y, order, start, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, par):
+    """Second pass of :func:`candidate_pairs` into arrays the caller allocated (``indptr`` from
+    :func:`candidate_counts`; ``dt``, ``r2`` of size ``indptr[-1]``, ``par`` of that size or empty). Large
+    NumPy allocations are backed by huge pages where the system allows, which saves most page faults of
+    first touching gigabytes of pairs."""
+    ts, xs, ys, bounds = _hash_ordered(t, x, y, order, start)
+    _scan_candidates(order, start, ts, xs, ys, nx, ny, max_days, max_d2, j_first, indptr, dt, r2, True, par, par.size > 0,
+                     bounds)
 
 
 # --------------------------------------------------------------------------- #

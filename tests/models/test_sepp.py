@@ -8,6 +8,7 @@ import math
 import numba
 import numpy as np
 import pytest
+from scipy.optimize import brentq
 from sklearn.metrics import roc_auc_score
 
 import naive_sepp as naive
@@ -240,6 +241,50 @@ def test_float32_pairs_fit_equals_float64_fit(small_city, monkeypatch, trigger):
         assert a.omega_ == pytest.approx(b.omega_, rel=rel) and a.sigma_m_ == pytest.approx(b.sigma_m_, rel=rel)
     else:
         np.testing.assert_allclose(a.trigger_time_profile_, b.trigger_time_profile_, rtol=rel, atol=1e-12)
+
+
+def _solve_omega_fixed_point(s0, s1, tau_asc, omega, w_asc=None):
+    """The M-step for omega by plain fixed-point iteration (the solver before Newton steps)."""
+    for _ in range(200):
+        a, b = msepp._edge_sums(tau_asc, omega, w_asc)
+        new = s0 / (s1 + s0 * b / a)
+        done = abs(new - omega) <= 1e-12 * omega
+        omega = new
+        if done:
+            break
+    return omega, msepp._edge_sums(tau_asc, omega, w_asc)[0]
+
+
+def test_omega_m_step_matches_bracketing_reference(rng):
+    tau = np.sort(rng.uniform(0, 500, 5000))
+    w = rng.integers(1, 4, tau.size).astype(float)
+    for omega_root in (0.003, 0.2, 7.0):
+        a, b = msepp._edge_sums(tau, omega_root)
+        s0 = 0.3 * tau.size
+        s1 = s0 / omega_root - s0 * b / a  # the root of the M-step equation is omega_root
+        for start in (omega_root * 1.01, omega_root * 3, omega_root / 4):
+            om, A = msepp._solve_omega(s0, s1, tau, start)
+            assert om == pytest.approx(naive.solve_omega(s0, s1, tau), rel=1e-12)
+            assert A == pytest.approx(msepp._edge_sums(tau, om)[0], rel=1e-14)
+            om_w, A_w = msepp._solve_omega(s0, s1, tau, start, w)
+            h_w = lambda v: s0 / v - s1 - s0 * np.dot(w * tau, np.exp(-v * tau)) / np.dot(w, -np.expm1(-v * tau))  # noqa: E731
+            assert om_w == pytest.approx(brentq(h_w, 1e-6, 1e3, xtol=1e-15, rtol=1e-14), rel=1e-12)
+            assert A_w == pytest.approx(float(np.dot(w, -np.expm1(-om_w * tau))), rel=1e-13)
+            # the plain fixed point stops on a small step, which is not a small error when it contracts slowly
+            # (here up to 1e-7 relative at omega 0.003); Newton's quadratic steps reach the root
+            assert _solve_omega_fixed_point(s0, s1, tau, start, w)[0] == pytest.approx(om_w, rel=1e-6)
+
+
+def test_newton_omega_fit_within_em_tolerance_of_fixed_point_fit(small_city, monkeypatch):
+    """Newton steps in the omega M-step change each step's omega by < 1e-12 relative; the fit stays within the
+    EM tolerance (params 100 * tol, log-likelihood tol) of the fit with the fixed-point solver."""
+    df, ev, grid = small_city
+    new = SEPP().fit(ev, grid)
+    monkeypatch.setattr(msepp, "_solve_omega", _solve_omega_fixed_point)
+    old = SEPP().fit(ev, grid)
+    for attr in ("theta_", "omega_", "sigma_m_", "background_rate_", "max_days_", "max_distance_m_"):
+        assert getattr(new, attr) == pytest.approx(getattr(old, attr), rel=100 * new.tol)
+    assert new.log_likelihood_ == pytest.approx(old.log_likelihood_, rel=new.tol)
 
 
 def test_truncated_fit_matches_untruncated_reference(small_city):
