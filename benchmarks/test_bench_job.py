@@ -2,7 +2,8 @@
 
 Run: ``pytest benchmarks/test_bench_job.py --benchmark-only --benchmark-group-by=group``.
 Target: the whole Chicago job (two years of events, H3 res 9, GridHawkes with
-spill-over 1) under 30 s on 2 cores; a 2,000 x 2,000 raster in a few seconds.
+spill-over 1) under 10 s on an idle 2-core machine (issue 17; ``extra_info["wall_times_s"]``
+gives each step); a 2,000 x 2,000 raster in a few seconds.
 """
 
 import shutil
