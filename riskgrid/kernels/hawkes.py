@@ -446,8 +446,8 @@ def gap_mixture_em(g, b, lam, pi, n_iter, rtol):
     return lam, n_iter
 
 
-@jit_parallel
-def trigger_sum_em(g, cell_type, wt, ev_ptr, C, window, n_ct, theta, n_iter, rtol):
+@jit
+def trigger_sum_em(g, cell_type, wt, C, window, n_ct, theta, n_iter, rtol):
     """Profile fit of theta and per-(cell, type) backgrounds given every event's trigger sum.
 
     Intensity at event ``i``: ``mu[cell_type[i]] + theta g[i]``; the
@@ -461,11 +461,6 @@ def trigger_sum_em(g, cell_type, wt, ev_ptr, C, window, n_ct, theta, n_iter, rto
     cell_type : (N,) int64
     wt : (N,) float64
         Event weights.
-    ev_ptr : (n_chunks + 1,) int64
-        Events ``ev_ptr[h]:ev_ptr[h+1]`` form chunk ``h``, the unit of
-        parallel work; no (cell, type) may have events in two chunks (events
-        sorted by cell, cut at cell boundaries). The chunks are fixed by the
-        data, so the result does not depend on the number of threads.
     C : float
         Weighted expected number of offspring per unit theta in the window.
     window : float
@@ -488,28 +483,21 @@ def trigger_sum_em(g, cell_type, wt, ev_ptr, C, window, n_ct, theta, n_iter, rto
         Log-likelihood at the returned parameters (``-inf`` if an intensity is 0).
     """
     N = g.size
-    n_ch = ev_ptr.size - 1
     mu = np.zeros(n_ct)
     for i in range(N):
         mu[cell_type[i]] += wt[i]
     for c in range(n_ct):
         mu[c] /= 2.0 * window
     acc = np.zeros(n_ct)
-    part = np.zeros(n_ch)
     for _ in range(n_iter):
-        for h in prange(n_ch):
-            spt = 0.0
-            for i in range(ev_ptr[h], ev_ptr[h + 1]):
-                acc[cell_type[i]] = 0.0
-            for i in range(ev_ptr[h], ev_ptr[h + 1]):
-                lam = mu[cell_type[i]] + theta * g[i]
-                pt = theta * g[i] / lam if lam > 0.0 else 0.0
-                spt += wt[i] * pt
-                acc[cell_type[i]] += wt[i] * (1.0 - pt)
-            part[h] = spt
+        for c in range(n_ct):
+            acc[c] = 0.0
         spt = 0.0
-        for h in range(n_ch):
-            spt += part[h]
+        for i in range(N):
+            lam = mu[cell_type[i]] + theta * g[i]
+            pt = theta * g[i] / lam if lam > 0.0 else 0.0
+            spt += wt[i] * pt
+            acc[cell_type[i]] += wt[i] * (1.0 - pt)
         theta_new = spt / C if C > 0.0 else 0.0
         tot_old = 0.0
         tot = 0.0
@@ -521,15 +509,10 @@ def trigger_sum_em(g, cell_type, wt, ev_ptr, C, window, n_ct, theta, n_iter, rto
         theta = theta_new
         if done:
             break
-    for h in prange(n_ch):
-        s = 0.0
-        for i in range(ev_ptr[h], ev_ptr[h + 1]):
-            lam = mu[cell_type[i]] + theta * g[i]
-            s += wt[i] * math.log(lam) if lam > 0.0 else -np.inf
-        part[h] = s
     ll = 0.0
-    for h in range(n_ch):
-        ll += part[h]
+    for i in range(N):
+        lam = mu[cell_type[i]] + theta * g[i]
+        ll += wt[i] * math.log(lam) if lam > 0.0 else -np.inf
     tot = 0.0
     for c in range(n_ct):
         tot += mu[c]
@@ -598,69 +581,15 @@ def one_cell_trigger_sums(t, wt, omega, lag):
     return g
 
 
-#: fixed number of chunks of the one-cell sums (results do not depend on the number of threads)
-_ONE_CELL_CHUNKS = 64
-
-
-@jit_parallel
-def _one_cell_newton_sums(g, wt, mu, theta):
-    """Gradient terms and Hessian of ``sum wt_i log(mu + theta g_i)``: (g1, g2, h11, h12, h22), fixed-chunk sums."""
-    N = g.size
-    part = np.zeros((_ONE_CELL_CHUNKS, 5))
-    for h in prange(_ONE_CELL_CHUNKS):
-        i0 = h * N // _ONE_CELL_CHUNKS
-        i1 = (h + 1) * N // _ONE_CELL_CHUNKS
-        s1 = 0.0
-        s2 = 0.0
-        s11 = 0.0
-        s12 = 0.0
-        s22 = 0.0
-        for i in range(i0, i1):
-            inv = 1.0 / (mu + theta * g[i])
-            a = wt[i] * inv
-            s1 += a
-            s2 += a * g[i]
-            b = a * inv
-            s11 += b
-            s12 += b * g[i]
-            s22 += b * g[i] * g[i]
-        part[h, 0] = s1
-        part[h, 1] = s2
-        part[h, 2] = s11
-        part[h, 3] = s12
-        part[h, 4] = s22
-    out = np.zeros(5)
-    for h in range(_ONE_CELL_CHUNKS):
-        for x in range(5):
-            out[x] += part[h, x]
-    return out
-
-
-@jit_parallel
-def _one_cell_log_sum(g, wt, mu, theta):
-    """``sum wt_i log(mu + theta g_i)`` in fixed chunks; ``-inf`` if an intensity is not positive."""
-    N = g.size
-    part = np.zeros(_ONE_CELL_CHUNKS)
-    for h in prange(_ONE_CELL_CHUNKS):
-        i0 = h * N // _ONE_CELL_CHUNKS
-        i1 = (h + 1) * N // _ONE_CELL_CHUNKS
-        s = 0.0
-        for i in range(i0, i1):
-            lam = mu + theta * g[i]
-            if lam <= 0.0:
-                s = -np.inf
-                break
-            s += wt[i] * math.log(lam)
-        part[h] = s
-    s = 0.0
-    for h in range(_ONE_CELL_CHUNKS):
-        s += part[h]
-    return s
-
-
 @jit
 def _one_cell_objective(g, wt, C, T, mu, theta):
-    return _one_cell_log_sum(g, wt, mu, theta) - mu * T - theta * C
+    s = 0.0
+    for i in range(g.size):
+        lam = mu + theta * g[i]
+        if lam <= 0.0:
+            return -np.inf
+        s += wt[i] * math.log(lam)
+    return s - mu * T - theta * C
 
 
 @jit
@@ -693,12 +622,20 @@ def one_cell_mle(g, wt, C, T, mu, theta, n_iter, rtol):
     """
     f = _one_cell_objective(g, wt, C, T, mu, theta)
     for _ in range(n_iter):
-        s = _one_cell_newton_sums(g, wt, mu, theta)
-        g1 = s[0] - T
-        g2 = s[1] - C
-        h11 = s[2]
-        h12 = s[3]
-        h22 = s[4]
+        g1 = -T
+        g2 = -C
+        h11 = 0.0
+        h12 = 0.0
+        h22 = 0.0
+        for i in range(g.size):
+            inv = 1.0 / (mu + theta * g[i])
+            a = wt[i] * inv
+            g1 += a
+            g2 += a * g[i]
+            b = a * inv
+            h11 += b
+            h12 += b * g[i]
+            h22 += b * g[i] * g[i]
         det = h11 * h22 - h12 * h12
         if theta <= 0.0 and g2 <= 0.0 or not det > 0.0:  # on the theta = 0 face: mu alone
             d1 = g1 / h11

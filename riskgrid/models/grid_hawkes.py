@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 from scipy.special import gammaln
 
+from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
@@ -235,6 +236,11 @@ class _Smoother:
             if abs(z - b) <= 1e-9:
                 z = b
         return z
+
+
+def _estep_work(stream_size: int, n_events: int, n_states: int) -> float:
+    """Operations of one E-step (for :func:`~riskgrid._runtime.threads_for_work`: small ones run on one thread)."""
+    return 4.0 * stream_size * n_states + 8.0 * n_events
 
 
 def _ring_sizes(R: int) -> np.ndarray:
@@ -607,9 +613,10 @@ class GridHawkes(RiskModel):
         trig = np.zeros((nch, w.size, K, K))
         dtn = np.zeros(nch)
         ll = np.zeros(nch)
-        hawkes_estep(P.cell_ptr, P.typ, P.wt, P.stream_ptr, P.stream_t, P.stream_code, P.stream_w, P.chunk_ptr,
-                     np.ascontiguousarray(mu_ck), theta_kk, float(omega), np.ascontiguousarray(w), float(lag),
-                     lam, mu_num, trig, dtn, ll)
+        with threads_for_work(_estep_work(P.stream_t.size, N, w.size * K)):
+            hawkes_estep(P.cell_ptr, P.typ, P.wt, P.stream_ptr, P.stream_t, P.stream_code, P.stream_w, P.chunk_ptr,
+                         np.ascontiguousarray(mu_ck), theta_kk, float(omega), np.ascontiguousarray(w), float(lag),
+                         lam, mu_num, trig, dtn, ll)
         return lam, mu_num, trig.sum(axis=0), float(dtn.sum()), float(ll.sum())
 
     @staticmethod
@@ -623,9 +630,10 @@ class GridHawkes(RiskModel):
         trig_v = np.zeros((nch, w.size, 1, 1))
         dtn = np.zeros(nch)
         ll = np.zeros(nch)
-        hawkes_estep(cell_ptr, typ, wt, sp, st, sc, sw, chunk_ptr,
-                     np.ascontiguousarray(np.asarray(mu_ck).T.reshape(n * K, 1)), np.full((1, 1), theta), float(omega),
-                     np.ascontiguousarray(w), float(lag), lam_v, mu_num, trig_v, dtn, ll)
+        with threads_for_work(_estep_work(st.size, N, w.size)):
+            hawkes_estep(cell_ptr, typ, wt, sp, st, sc, sw, chunk_ptr,
+                         np.ascontiguousarray(np.asarray(mu_ck).T.reshape(n * K, 1)), np.full((1, 1), theta),
+                         float(omega), np.ascontiguousarray(w), float(lag), lam_v, mu_num, trig_v, dtn, ll)
         lam = np.empty(N)
         lam[order] = lam_v
         trig = np.zeros((w.size, K, K))
@@ -938,8 +946,8 @@ class GridHawkes(RiskModel):
                                              1e-13)
                 mu = np.full(1, mu)
             else:
-                mu, theta, ll = trigger_sum_em(g, data.cell_type, data.wt, data.cell_ptr[data.chunk_ptr], C, window,
-                                               n_ct, 0.5, _START_STEPS, _START_RTOL)
+                mu, theta, ll = trigger_sum_em(g, data.cell_type, data.wt, C, window, n_ct, 0.5, _START_STEPS,
+                                               _START_RTOL)
             return (ll if np.isfinite(ll) else -np.inf), (mu.reshape(P.n_cells, K), theta, omega)
 
         def score(omega):
