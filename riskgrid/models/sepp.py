@@ -295,19 +295,16 @@ def _edge_sums(tau_asc, omega, w_asc=None, curvature=False):
 
     ``w_asc``: event weights in the same order (``None``: all 1). Terms with
     ``omega tau > 60`` contribute ``w`` to ``A`` and nothing to ``B`` (below
-    1e-26 each), so only the recent suffix of events is visited. With
-    ``curvature`` also ``C = sum w tau² exp(-omega tau) = -B'(omega)``.
+    1e-26 each), so only the recent suffix of events is visited (Numba,
+    :func:`riskgrid.kernels.sepp.edge_sums`; within 1e-15 relative of NumPy's
+    ``expm1`` and ``exp``). With ``curvature`` also ``C = sum w tau²
+    exp(-omega tau) = -B'(omega)``.
     """
     k = int(np.searchsorted(tau_asc, 60.0 / omega, side="right"))
-    near = tau_asc[:k]
-    e = np.exp(-omega * near)
-    if w_asc is None:
-        A, B = float(tau_asc.size - k) + float(np.sum(-np.expm1(-omega * near))), float(np.dot(near, e))
-        return (A, B, float(np.dot(near * near, e))) if curvature else (A, B)
-    wn = w_asc[:k]
-    wt = wn * near
-    A, B = float(np.sum(w_asc[k:])) + float(np.dot(wn, -np.expm1(-omega * near))), float(np.dot(wt, e))
-    return (A, B, float(np.dot(wt * near, e))) if curvature else (A, B)
+    w = np.zeros(0) if w_asc is None else w_asc
+    a, b, c = K.edge_sums(tau_asc, float(omega), w, k)
+    A = (float(tau_asc.size - k) if w_asc is None else float(np.sum(w_asc[k:]))) + a
+    return (A, b, c) if curvature else (A, b)
 
 
 def _solve_omega(s0, s1, tau_asc, omega, w_asc=None):

@@ -255,6 +255,24 @@ def _solve_omega_fixed_point(s0, s1, tau_asc, omega, w_asc=None):
     return omega, msepp._edge_sums(tau_asc, omega, w_asc)[0]
 
 
+def test_edge_sums_match_numpy(rng):
+    """The Numba edge sums (vectorisable exp and 1 - exp(-v)) against NumPy's exp / expm1 on all terms."""
+    tau = np.sort(np.concatenate([rng.uniform(0, 1000, 20_000), rng.exponential(1e-3, 500), [0.0, 0.0]]))
+    w = rng.integers(1, 4, tau.size).astype(float)
+    for omega in (1e-4, 0.01, 0.2, 3.0, 400.0):
+        e = np.exp(-omega * tau)
+        om1 = -np.expm1(-omega * tau)
+        for wt in (None, w):
+            ww = np.ones(tau.size) if wt is None else wt
+            A, B, C = msepp._edge_sums(tau, omega, wt, curvature=True)
+            assert A == pytest.approx(float(np.dot(ww, om1)), rel=1e-13)
+            assert B == pytest.approx(float(np.dot(ww * tau, e)), rel=1e-12, abs=1e-300)
+            assert C == pytest.approx(float(np.dot(ww * tau * tau, e)), rel=1e-12, abs=1e-300)
+    v = np.concatenate([np.linspace(0, 2, 20_001), rng.exponential(1e-6, 1000)])
+    got = np.array([msepp._edge_sums(np.array([u]), 1.0)[0] for u in v[::50]])
+    np.testing.assert_allclose(got, -np.expm1(-v[::50]), rtol=4e-16, atol=0)
+
+
 def test_omega_m_step_matches_bracketing_reference(rng):
     tau = np.sort(rng.uniform(0, 500, 5000))
     w = rng.integers(1, 4, tau.size).astype(float)
