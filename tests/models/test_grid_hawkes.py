@@ -639,6 +639,23 @@ def test_recovery_runaway_of_the_smoothed_background(seed, theta, omega, rate):
     assert m.omega_ == pytest.approx(omega, rel=0.15)
 
 
+def test_runaway_of_the_smoothed_background_is_flagged():
+    """The runaway fixed point above (nu at its bound) raises a ConvergenceWarning naming it; a fit that does not run
+    away (seed 4, the one-year recovery test's) does not."""
+    df, ev = _sim(n_days=365, background_rate=15.0, theta=0.3, omega=0.2, sigma_m=200, seed=5)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=3)
+    with pytest.warns(ConvergenceWarning, match="prior strength reached its bound"):
+        m = GridHawkes(spillover_rings=2).fit(ev, grid)
+    assert m.background_prior_strength_ > 0.99 * np.exp(8.0)
+    df, ev = _sim(n_days=365, background_rate=15.0, theta=0.3, omega=0.2, sigma_m=200, seed=4)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=3)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m = GridHawkes(spillover_rings=2).fit(ev, grid)
+    assert not [w for w in seen if "prior strength" in str(w.message)]
+    assert m.background_prior_strength_ < np.exp(7.0)
+
+
 # --------------------------------------------------------------------------- start values, warm start
 def _one_cell(n_days, rate, theta, omega, seed):
     df, ev = _sim(n_days=n_days, background_rate=rate, theta=theta, omega=omega, sigma_m=0, extent_m=1,
