@@ -557,23 +557,30 @@ def convolve_separable(grid, taps):
     ny, nx = grid.shape
     m = taps.size // 2
     tmp = np.zeros((ny, nx))
+    # row slices with non-negative indices so that the inner loops vectorise (same operations, same order)
     for r in prange(ny):
+        dst = tmp[r]
+        row = grid[r]
         for k in range(taps.size):
             off = k - m
             wk = taps[k]
             lo = max(0, -off)
             hi = min(nx, nx - off)
-            for c in range(lo, hi):
-                tmp[r, c] += wk * grid[r, c + off]
+            d = dst[lo:hi]
+            src = row[lo + off:hi + off]
+            for c in range(hi - lo):
+                d[c] += wk * src[c]
     out = np.zeros((ny, nx))
     for r in prange(ny):
+        dst = out[r]
         for k in range(taps.size):
             rr = r + k - m
             if rr < 0 or rr >= ny:
                 continue
             wk = taps[k]
+            src = tmp[rr]
             for c in range(nx):
-                out[r, c] += wk * tmp[rr, c]
+                dst[c] += wk * src[c]
     return out
 
 
