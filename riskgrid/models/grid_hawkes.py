@@ -58,10 +58,12 @@ _TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
 _TIME_UNIT_SHARE = 0.95
 #: EM steps on the trigger sums (omega fixed) before a start candidate is scored
 _START_STEPS = 100
+#: ... of which this many rank the candidates (the best two then get all of them)
+_START_RANK_STEPS = 20
 #: ... stopped earlier when theta and the total background change by less than this (relative)
 _START_RTOL = 1e-6
 #: most gaps the gap mixture (a start candidate) is estimated on (an even stride through them)
-_MAX_GAPS = 50_000
+_MAX_GAPS = 10_000
 #: most events the start candidates are scored on (an even stride through the occupied cells beyond)
 _START_MAX_EVENTS = 250_000
 #: a warm start is checked against the data-driven start when their decay rates differ by more than this factor
@@ -154,6 +156,10 @@ class _Smoother:
         self.nb_idx = np.ascontiguousarray(self.nb_idx, dtype=np.int64)
         self.z_prev = {}  # last optimum of log(nu) per neighbourhood: Newton's start
         self.grid = grid
+
+    def work(self, K: int) -> float:
+        """Operations of one :meth:`fit` on ``K`` types (small ones run on one thread)."""
+        return 20.0 * float(self.nb_ptr[-1]) * K
 
     def prior_mean(self, B, rings=None):
         """``m[s - 1]``: (n_cells, K) prior mean counts for neighbourhoods of ``s = 1..S`` rings.
@@ -928,7 +934,9 @@ class GridHawkes(RiskModel):
         uniform spill-over. Beyond ``_START_MAX_EVENTS`` events the candidates
         are scored on an even stride through the occupied cells (the own-cell
         model's cells are independent given theta and omega) and the best one
-        is fitted once more on every event.
+        is fitted once more on every event. Candidates are ranked after
+        ``_START_RANK_STEPS`` EM steps on the trigger sums and the best two are
+        fitted with up to ``_START_STEPS``.
         """
         P, window, K, R = ctx["P"], ctx["window"], ctx["K"], ctx["n_full"].size - 1
         lo = 3.0 / window
@@ -948,7 +956,7 @@ class GridHawkes(RiskModel):
                             P.n_in[:, :1])
         cands = {}
 
-        def fit_at(data, omega):
+        def fit_at(data, omega, steps):
             if n_ct == 1:  # trigger sum per event
                 g = one_cell_trigger_sums(data.t, data.wt, omega, ctx["lag"])
             else:
@@ -959,15 +967,14 @@ class GridHawkes(RiskModel):
                                              1e-13)
                 mu = np.full(1, mu)
             else:
-                mu, theta, ll = trigger_sum_em(g, data.cell_type, data.wt, C, window, n_ct, 0.5, _START_STEPS,
-                                               _START_RTOL)
+                mu, theta, ll = trigger_sum_em(g, data.cell_type, data.wt, C, window, n_ct, 0.5, steps, _START_RTOL)
             return (ll if np.isfinite(ll) else -np.inf), (mu.reshape(P.n_cells, K), theta, omega)
 
         def score(omega):
             omega = float(np.clip(omega, lo, hi))
             key = round(math.log10(omega), 6)
             if key not in cands:
-                cands[key] = fit_at(sub, omega)
+                cands[key] = fit_at(sub, omega, _START_RANK_STEPS)
             return cands[key][0]
 
         for e in np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
@@ -978,9 +985,11 @@ class GridHawkes(RiskModel):
         best = max(cands, key=lambda k: cands[k][0])
         for e in (best - 0.5, best + 0.5):
             score(10.0**e)
-        _, (mu, th, omega) = max(cands.values(), key=lambda v: v[0])
-        if sub is not own:
-            _, (mu, th, omega) = fit_at(own, omega)
+        # the candidates are ranked after _START_RANK_STEPS EM steps on the trigger sums; the best two are fitted in full
+        # (the exact one-cell profile needs no second pass)
+        top = sorted(cands.values(), key=lambda v: v[0], reverse=True)[:1 if n_ct == 1 and sub is own else 2]
+        full = [fit_at(own, v[1][2], _START_STEPS) if (n_ct > 1 or sub is not own) else v for v in top]
+        _, (mu, th, omega) = max(full, key=lambda v: v[0])
         if R > 0:  # the own-cell fit holds only part of the triggering
             th = max(th, 0.5)
         th = min(max(th, 0.05), 0.95)
@@ -1017,7 +1026,8 @@ class GridHawkes(RiskModel):
             # empirical-Bayes prior from the expected background counts at these parameters (so the
             # objective and the EM map are functions of the parameters alone), and the log gamma
             # (shape nu m + 1, rate nu) density of the background counts mu T
-            m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"))
+            with threads_for_work(ctx["smooth"].work(mu_num.shape[1])):
+                m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"))
             ctx["prior"] = (m, nu, rings)
             a = nu * m
             lam_c = np.maximum(mu * window, 1e-300)
