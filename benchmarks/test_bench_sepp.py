@@ -134,9 +134,17 @@ def test_full_fit(benchmark, n, kind):
     model._samples_cache = {}
     msepp.cell_samples(grid, model._samples_cache)  # H3 sampling of the cells: once per model and grid
     small = n < 100_000
-    m = benchmark.pedantic(lambda: model.fit(ev, grid), rounds=3 if small else 1, iterations=1, warmup_rounds=1 if small else 0)
+    rounds, warmup = (3, 1) if small else (1, 0)
+    import os
+
+    load = os.getloadavg()[0]
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    m = benchmark.pedantic(lambda: model.fit(ev, grid), rounds=rounds, iterations=1, warmup_rounds=warmup)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     assert m.converged_
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / (rounds + warmup)
     benchmark.extra_info.update(
+        cpu_seconds_per_fit=round(cpu, 2), load_1min_before=round(load, 2),  # CPU time: comparable on a loaded machine
         n_events=len(ev), n_iter=m.n_iter_, n_pairs_final=m.n_pairs_, theta=round(m.theta_, 4),
         omega=round(m.omega_, 4), sigma_m=round(m.sigma_m_, 2), bandwidth_m=round(m.bandwidth_m_, 1),
         start_values=[round(float(v), 4) for v in m.start_values_],
