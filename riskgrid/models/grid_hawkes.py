@@ -1,11 +1,10 @@
 """Grid Hawkes / ETAS model on H3 cells with neighbour spill-over and cross-type excitation.
 
-Why one long module (~1,100 lines): it is one estimator whose EM steps, data-
-driven start values, empirical-Bayes background smoothing, convergence
-diagnostics and forward simulation share the prepared event streams and the
-fitted state of one instance; the Numba work lives in
-:mod:`riskgrid.kernels.hawkes` and :mod:`riskgrid.kernels.forward`. Splitting
-the start-value and smoothing helpers into modules of their own is planned.
+The estimator's EM steps, data-driven start values, convergence diagnostics and
+forward simulation share the fitted state of one instance and live here; the
+prepared event streams and the empirical-Bayes background smoothing are in
+:mod:`riskgrid.models._hawkes_data`, the Numba work in
+:mod:`riskgrid.kernels.hawkes` and :mod:`riskgrid.kernels.forward`.
 """
 
 from __future__ import annotations
@@ -21,19 +20,16 @@ from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
-from ..kernels.hawkes import (build_streams, gap_mixture_em, hawkes_estep, nb_marginal_terms, ring_sums,
-                              one_cell_mle, one_cell_trigger_sums, spread_to_neighbours,
-                              trigger_sum_em)
+from ..kernels.hawkes import hawkes_estep, one_cell_mle, one_cell_trigger_sums, spread_to_neighbours, trigger_sum_em
 from ._base import RiskModel, check_int, check_number
+from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
+                           time_resolution_days)
 from .uncertainty import simulated_interval_dataset
 
 __all__ = ["GridHawkes"]
 
 log = logging.getLogger(__name__)
 
-#: number of chunks the cells are split into for the parallel E-step (fixed,
-#: so results do not depend on the number of threads)
-_N_CHUNKS = 64
 #: largest change (log scale) of one parameter in a SQUAREM extrapolation
 _MAX_LOG_STEP = float(np.log(4.0))
 _BACKGROUNDS = ("smoothed", "cell")
@@ -45,66 +41,20 @@ MAX_CATEGORIES = 100
 _RESIDUAL_FACTOR = 100.0
 #: SQUAREM moves every parameter with one step length when there are at most this many (one cell)
 _FEW_PARAMS = 8
-#: candidate neighbourhoods (rings) of the smoothed background
-_MAX_SMOOTH_RINGS = 4
-#: range of log(nu), the strength of the background prior in pseudo-windows
-_LOG_NU_BOUNDS = (-7.0, 8.0)
 #: a prior strength within this factor of its upper bound is the smoothed background's runaway (warning)
 _NU_RUNAWAY = 0.99
 #: a branching ratio below this counts as collapsed triggering (warning)
 _THETA_COLLAPSED = 1e-2
-#: timestamp units tried for the resolution (days) and the share of times that must be multiples
-_TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
-_TIME_UNIT_SHARE = 0.95
 #: EM steps on the trigger sums (omega fixed) before a start candidate is scored
 _START_STEPS = 100
 #: ... of which this many rank the candidates (the best two then get all of them)
 _START_RANK_STEPS = 20
 #: ... stopped earlier when theta and the total background change by less than this (relative)
 _START_RTOL = 1e-6
-#: most gaps the gap mixture (a start candidate) is estimated on (an even stride through them)
-_MAX_GAPS = 10_000
 #: most events the start candidates are scored on (an even stride through the occupied cells beyond)
 _START_MAX_EVENTS = 250_000
 #: a warm start is checked against the data-driven start when their decay rates differ by more than this factor
 _WARM_CHECK_LOG_RATIO = float(np.log(3.0))
-
-
-def time_resolution_days(t: np.ndarray) -> float:
-    """Coarsest unit of :data:`_TIME_UNITS` of which >= 95 % of the times ``t`` (days) are multiples; 0 if none."""
-    if t.size == 0:
-        return 0.0
-    for u in _TIME_UNITS:
-        x = t / u
-        if np.mean(np.abs(x - np.round(x)) <= 1e-6 * np.maximum(1.0, 1.0 / (u * 86400))) >= _TIME_UNIT_SHARE:
-            return float(u)
-    return 0.0
-
-
-def gap_mixture_rate(t, cell, wt, lag, window, n_iter=200):
-    """Rate (per day) of the fast component of the gaps between successive events of a cell.
-
-    ``t`` sorted within each ``cell`` (days), ``wt`` event weights; gaps of
-    at most ``lag`` days are dropped (so copies of one event give no gap and
-    an event of integer weight ``k`` the same gaps as ``k`` copies), the others
-    shortened by ``lag``. The slow component of a gap in cell ``c`` is
-    exponential with the cell's mean rate (weighted events / ``window``).
-    At most ``_MAX_GAPS`` gaps (an even stride) are used. NaN without
-    usable gaps.
-    """
-    same = cell[1:] == cell[:-1]
-    g = (t[1:] - t[:-1])[same] - lag
-    ok = g > 0
-    g = g[ok]
-    if g.size < 10:
-        return np.nan
-    n_c = np.bincount(cell, weights=wt)
-    r = (n_c / window)[cell[1:][same][ok]]
-    if g.size > _MAX_GAPS:  # a start candidate: an even stride through the gaps is enough
-        step = -(-g.size // _MAX_GAPS)
-        g, r = g[::step], r[::step]
-    lam, _ = gap_mixture_em(np.ascontiguousarray(g), r * np.exp(-r * g), 10.0 / float(np.mean(g)), 0.3, n_iter, 1e-6)
-    return float(lam)
 
 
 def _param_change(p, q):
@@ -137,198 +87,6 @@ def _residual(p, F, n_full):
         float(np.sum(n_full * np.abs(np.asarray(w2) - np.asarray(w)))),
     )
     return float(np.sqrt(sum(x * x for x in parts)))
-
-
-class _Smoother:
-    """Empirical-Bayes gamma shrinkage of per-cell background counts toward their ring neighbourhood."""
-
-    def __init__(self, grid, n_cells):
-        S = _MAX_SMOOTH_RINGS if n_cells > 1 else 0
-        nb_ptr, nb_idx, nb_ring = grid.neighbours(S)
-        owner = np.repeat(np.arange(n_cells), np.diff(nb_ptr))
-        self.S = S
-        self.key = owner * (S + 1) + np.asarray(nb_ring)
-        self.nb_idx = np.asarray(nb_idx)
-        n_ring = np.bincount(self.key, minlength=n_cells * (S + 1)).reshape(n_cells, S + 1).astype(float)
-        self.n_cum = np.cumsum(n_ring[:, 1:], axis=1)  # (n_cells, S): cells in rings 1..s
-        self.n_cells = n_cells
-        self.nb_ptr, self.nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in (nb_ptr, nb_ring))
-        self.nb_idx = np.ascontiguousarray(self.nb_idx, dtype=np.int64)
-        self.z_prev = {}  # last optimum of log(nu) per neighbourhood: Newton's start
-        self.grid = grid
-
-    def work(self, K: int) -> float:
-        """Operations of one :meth:`fit` on ``K`` types (small ones run on one thread)."""
-        return 20.0 * float(self.nb_ptr[-1]) * K
-
-    def prior_mean(self, B, rings=None):
-        """``m[s - 1]``: (n_cells, K) prior mean counts for neighbourhoods of ``s = 1..S`` rings.
-
-        With ``rings``, the list holds the one mean of that neighbourhood.
-        """
-        n_cells, K = B.shape
-        g = B.mean(axis=0)
-        if self.S == 0:
-            return [np.broadcast_to(g, B.shape).copy()]
-        if rings is not None:
-            nb = (np.ascontiguousarray(a, dtype=np.int64) for a in self.grid.neighbours(rings))
-            disk = ring_sums(np.ascontiguousarray(B, dtype=np.float64), *nb, rings)[:, 1:, :].sum(axis=1)
-            return [(disk + g) / (self.n_cum[:, rings - 1] + 1.0)[:, None]]
-        ring_sum = ring_sums(np.ascontiguousarray(B, dtype=np.float64), self.nb_ptr, self.nb_idx, self.nb_ring, self.S)
-        cum = np.cumsum(ring_sum[:, 1:, :], axis=1)
-        return [(cum[:, s, :] + g) / (self.n_cum[:, s] + 1.0)[:, None] for s in range(self.S)]
-
-    def fit(self, B, rings=None):
-        """Best ``(m, nu, rings)`` by the negative-binomial marginal likelihood of the counts ``B``.
-
-        ``rings``: the neighbourhood is given (only ``nu`` is fitted).
-
-        For each neighbourhood, ``log nu`` maximises the marginal by a
-        safeguarded Newton iteration (bracketing, analytic derivatives from
-        :func:`~riskgrid.kernels.hawkes.nb_marginal_terms`) started from the
-        previous call's optimum, to 1e-10 in ``log nu``; counts of zero enter
-        as one sum. A marginal increasing up to a bound ends there exactly.
-        """
-        best = None
-        first = (1 if self.S else 0) if rings is None or self.S == 0 else rings
-        for s, m in enumerate(self.prior_mean(B, rings if self.S else None), start=first):
-            ok = m > 0
-            if not ok.any():
-                continue
-            Bo, mo = B[ok], m[ok]
-            pos = Bo > 0
-            b1, m1 = np.ascontiguousarray(Bo[pos]), np.ascontiguousarray(mo[pos])
-            m_zero = float(mo[~pos].sum())
-            z = self._newton(b1, m1, m_zero, self.z_prev.get(s, 0.0))
-            self.z_prev[s] = z
-            nu = math.exp(z)
-            if rings is not None:
-                return m, nu, s
-            val = nb_marginal_terms(b1, m1, nu, False)[0] + nu * m_zero * math.log(nu / (1.0 + nu))
-            if best is None or val > best[0]:
-                best = (val, m, nu, s)
-        if best is None:  # no background mass anywhere
-            return np.zeros_like(B), 1.0, 0
-        return best[1], best[2], best[3]
-
-    @staticmethod
-    def _newton(b1, m1, m_zero, z):
-        """``log nu`` in ``_LOG_NU_BOUNDS`` maximising the marginal (see :meth:`fit`)."""
-        lo, hi = _LOG_NU_BOUNDS
-        z = min(max(z, lo), hi)
-        for _ in range(200):
-            nu = math.exp(z)
-            _, d1, d2 = nb_marginal_terms(b1, m1, nu, True)
-            inv1 = 1.0 / (1.0 + nu)
-            d1 += m_zero * (math.log(nu * inv1) + inv1)
-            d2 += m_zero * (inv1 / nu - inv1 * inv1)
-            gz = nu * d1
-            gzz = nu * d1 + nu * nu * d2
-            if gz > 0:
-                lo = z
-            else:
-                hi = z
-            if hi - lo <= 1e-10:
-                break
-            newton = gzz < 0
-            step = -gz / gzz if newton else (1.0 if gz > 0 else -1.0)
-            z_new = z + step
-            if not lo < z_new < hi:  # outside the bracket: bisect
-                z_new, newton = 0.5 * (lo + hi), False
-            # a Newton step of size h leaves an error of order h^2: stop once that is below 1e-10
-            if abs(z_new - z) <= (1e-5 if newton else 1e-10):
-                z = z_new
-                break
-            z = z_new
-        for b in _LOG_NU_BOUNDS:  # a marginal increasing up to a bound: the bound itself
-            if abs(z - b) <= 1e-9:
-                z = b
-        return z
-
-
-def _estep_work(stream_size: int, n_events: int, n_states: int) -> float:
-    """Operations of one E-step (for :func:`~riskgrid._runtime.threads_for_work`: small ones run on one thread)."""
-    return 4.0 * stream_size * n_states + 8.0 * n_events
-
-
-def _ring_sizes(R: int) -> np.ndarray:
-    """Number of cells in each full H3 ring 0..R (1, 6, 12, ...), ignoring pentagons."""
-    return np.array([1] + [6 * r for r in range(1, R + 1)], dtype=np.float64)
-
-
-class _Prepared:
-    """Events of one window sorted by (cell, time), with the CSR arrays and streams the kernel needs."""
-
-    def __init__(self, t, cell, typ, wt, n_cells, K, t0, nb, n_in):
-        order = np.lexsort((t, cell))
-        self.order = order
-        self.t_abs = np.ascontiguousarray(t[order], dtype=np.float64)
-        self.t0 = float(t0)
-        self.t = self.t_abs - self.t0
-        self.cell = np.ascontiguousarray(cell[order], dtype=np.int64)
-        self.typ = np.ascontiguousarray(typ[order], dtype=np.int64)
-        self.wt = np.ascontiguousarray(wt[order], dtype=np.float64)
-        self.cell_type = self.cell * K + self.typ
-        self.K = K
-        counts = np.bincount(self.cell, minlength=n_cells)
-        self.cell_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        nb_ptr, nb_idx, nb_ring = nb
-        self.nb_ptr, self.nb_idx, self.nb_ring = nb_ptr, nb_idx, nb_ring
-        self.stream_ptr, self.stream_t, self.stream_code, self.stream_w = build_streams(
-            self.t, self.typ, self.wt, self.cell_ptr, nb_ptr, nb_idx, nb_ring, K
-        )
-        # balance the parallel chunks on work = stream length + own events
-        work = np.diff(self.stream_ptr) + counts + 1
-        cum = np.cumsum(work, dtype=np.float64)
-        n_chunks = int(min(_N_CHUNKS, n_cells))
-        cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks, side="right")
-        self.chunk_ptr = np.unique(np.concatenate([[0], cuts, [n_cells]])).astype(np.int64)
-        self.n_cells = n_cells
-        self.n_in = n_in
-        self._per_type = None
-
-    def per_type_layout(self):
-        """The streams for a diagonal ``theta`` (each type excites only itself), built on first use.
-
-        Every (type ``k``, cell ``c``) pair becomes a cell of its own,
-        ``k * n_cells + c``, whose neighbours are the same type's cells, so
-        the kernel runs with one type and keeps 1 instead of ``K`` sums per
-        ring: with ``K`` types an E-step costs ``1 / K`` of the general one.
-        Returns ``(order, cell_ptr, typ, wt, streams, chunk_ptr, chunk_type)``
-        where ``order[i]`` is the position in this (cell, time) order of the
-        ``i``-th event of the per-type order; every chunk holds cells of one
-        type (``chunk_type``).
-        """
-        if self._per_type is None:
-            K, n = self.K, self.n_cells
-            vcell = self.typ * n + self.cell
-            order = np.lexsort((self.t, vcell))
-            counts = np.bincount(vcell, minlength=n * K)
-            cell_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            deg = np.diff(self.nb_ptr)
-            nb_ptr = np.concatenate([[0], np.cumsum(np.tile(deg, K))]).astype(np.int64)
-            nb_idx = (self.nb_idx[None, :] + n * np.arange(K)[:, None]).ravel().astype(np.int64)
-            nb_ring = np.tile(self.nb_ring, K).astype(np.int64)
-            t = np.ascontiguousarray(self.t[order])
-            typ = np.zeros(order.size, dtype=np.int64)
-            wt = np.ascontiguousarray(self.wt[order])
-            streams = build_streams(t, typ, wt, cell_ptr, nb_ptr, nb_idx, nb_ring, 1)
-            work = np.diff(streams[0]) + counts + 1
-            cum = np.cumsum(work, dtype=np.float64)
-            cuts = np.searchsorted(cum, cum[-1] * np.arange(1, _N_CHUNKS) / _N_CHUNKS, side="right")
-            chunk_ptr = np.unique(np.concatenate([[0], cuts, n * np.arange(1, K + 1)])).astype(np.int64)
-            chunk_type = chunk_ptr[:-1] // n
-            self._per_type = (order, cell_ptr, typ, wt, streams, chunk_ptr, chunk_type)
-        return self._per_type
-
-    def __len__(self):
-        return self.t.size
-
-    def per_cell_type(self, values=None) -> np.ndarray:
-        """Weighted sum of ``values`` (or weighted counts) per (cell, type): (n_cells, K)."""
-        values = self.wt if values is None else values * self.wt
-        out = np.bincount(self.cell_type, weights=values, minlength=self.n_cells * self.K)
-        return out.reshape(self.n_cells, self.K).astype(np.float64)
 
 
 class GridHawkes(RiskModel):
