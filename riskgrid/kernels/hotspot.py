@@ -17,8 +17,9 @@ import math
 
 import numpy as np
 
-from .spatial import build_hash_grid
+from ._fastexp import exp_vectorisable
 from ._jit import jit, jit_parallel, prange
+from .spatial import build_hash_grid
 
 __all__ = ["KERNEL_GAUSSIAN", "KERNEL_QUARTIC", "KDE_BINS_PER_CUTOFF", "kde_density", "cell_week_scores", "ring_weighted_sum"]
 
@@ -43,63 +44,30 @@ def _kernel_value(r2: float, h: float, kind: int) -> float:
     return 3.0 / (math.pi * h * h) * (1.0 - u) * (1.0 - u)
 
 
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.44269504088896338700e00
-_ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2**52: adding it rounds |v| < 2**51 to an integer held in the low bits
-_ROUND_MAGIC_BITS = 0x4338000000000000
-
-
 @jit
-def _gaussian_sum(r2, w, neg_half_inv_h2, c2, t):
+def _gaussian_sum(r2, w, neg_half_inv_h2, c2):
     """``sum_i w_i exp(neg_half_inv_h2 · r2_i)`` over ``r2_i <= c2``, in passes that the compiler vectorises.
 
-    ``exp`` is evaluated without a library call: ``x = k ln2 + r`` (Cody-Waite,
-    ``k`` rounded through :data:`_ROUND_MAGIC`), a degree-12 Taylor polynomial
-    on ``|r| <= ln2/2`` (truncation 2e-16) and ``2**k`` written into the
-    exponent bits; arguments are clamped at -700 (``exp(-700)`` ≈ 1e-304).
-    Relative error per term ~2 ulp; the sum runs in four interleaved partial
-    sums (fixed order). ``r2`` and ``w`` are overwritten; ``t`` is scratch of
-    the same length.
+    ``exp`` is :func:`~riskgrid.kernels._fastexp.exp_vectorisable` (no
+    library call, within 1 ulp of ``math.exp``); the weighted terms are
+    written over ``w`` in one loop, then summed in four interleaved partial
+    sums (fixed order). ``w`` is overwritten.
     """
     n = r2.size
     for i in range(n):
-        x = max(neg_half_inv_h2 * r2[i], -700.0)
-        t[i] = x * _INV_LN2 + _ROUND_MAGIC
-    for i in range(n):
-        x = max(neg_half_inv_h2 * r2[i], -700.0)
-        kf = t[i] - _ROUND_MAGIC
-        r = (x - kf * _LN2_HI) - kf * _LN2_LO
-        p = 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
-        w[i] = p * (w[i] * (r2[i] <= c2))
-    ti = t.view(np.int64)
-    for i in range(n):
-        ti[i] = ((ti[i] - _ROUND_MAGIC_BITS) + 1023) << 52  # 2**k
-    scale = ti.view(np.float64)
+        w[i] = (w[i] * (r2[i] <= c2)) * exp_vectorisable(neg_half_inv_h2 * r2[i])
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
     a3 = 0.0
     m4 = n - n % 4
     for i in range(0, m4, 4):
-        a0 += w[i] * scale[i]
-        a1 += w[i + 1] * scale[i + 1]
-        a2 += w[i + 2] * scale[i + 2]
-        a3 += w[i + 3] * scale[i + 3]
+        a0 += w[i]
+        a1 += w[i + 1]
+        a2 += w[i + 2]
+        a3 += w[i + 3]
     for i in range(m4, n):
-        a0 += w[i] * scale[i]
+        a0 += w[i]
     return (a0 + a1) + (a2 + a3)
 
 
@@ -219,7 +187,7 @@ def kde_density(ex, ey, ew, qx, qy, bandwidth, kind, cutoff, max_bins):
                     r2[c] = dx * dx + dy * dy
                     wv[c] = ws[p]
                     c += 1
-            acc = _gaussian_sum(r2, wv, neg_half_inv_h2, c2, np.empty(total, dtype=np.float64))
+            acc = _gaussian_sum(r2, wv, neg_half_inv_h2, c2)
         else:
             for row in range(n_rows):
                 for p in range(np.uint64(run_lo[row]), np.uint64(run_hi[row])):
