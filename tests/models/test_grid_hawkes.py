@@ -688,6 +688,29 @@ def test_one_cell_converges_from_any_time_scale(omega, n_days, rate):
     assert m.omega_ == pytest.approx(omega, rel=0.2) and m.theta_ == pytest.approx(0.5, rel=0.15)
 
 
+@pytest.mark.parametrize("R", [0, 1])
+def test_cheaper_start_values_reach_the_same_fit(small_two_type, monkeypatch, R):
+    """Issue 17: ranking the start candidates after a few EM steps and, beyond a size, on a stride of cells changes
+    only where EM starts: the fit equals the one from the full ranking on every event within the EM tolerance."""
+    import riskgrid.models.grid_hawkes as gh
+
+    df, ev, grid = small_two_type
+    kw = dict(spillover_rings=R, tol=1e-10, max_iter=1000)
+    fits = {}
+    for label, rank, most in (("default", gh._START_RANK_STEPS, gh._START_MAX_EVENTS),
+                              ("full ranking", gh._START_STEPS, 10**9), ("stride of cells", 5, 300)):
+        monkeypatch.setattr(gh, "_START_RANK_STEPS", rank)
+        monkeypatch.setattr(gh, "_START_MAX_EVENTS", most)
+        fits[label] = GridHawkes(**kw).fit(ev, grid)
+    assert len(ev) > 300  # the stride case scored its candidates on a subset
+    ref = fits["full ranking"]
+    for label in ("default", "stride of cells"):
+        m = fits[label]
+        assert m.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-8), label
+        assert m.theta_ == pytest.approx(ref.theta_, rel=1e-3) and m.omega_ == pytest.approx(ref.omega_, rel=1e-3)
+        assert np.allclose(m.predict(horizon_days=7).values, ref.predict(horizon_days=7).values, rtol=1e-3)
+
+
 def test_warm_start_matches_cold_start(small_two_type):
     df, ev, grid = small_two_type
     e1, e2 = ev.t[0] + 45, ev.t[0] + 52
