@@ -35,7 +35,7 @@ import numpy as np
 from ._jit import jit, jit_parallel, prange
 
 __all__ = ["build_streams", "gap_mixture_em", "hawkes_estep", "nb_marginal_terms", "ring_sums", "spread_to_neighbours",
-           "one_cell_mle", "one_cell_trigger_sums", "trigger_sum_em"]
+           "one_cell_mle", "one_cell_trigger_sums", "cell_trigger_sums", "trigger_sum_em"]
 
 
 @jit_parallel
@@ -520,6 +520,41 @@ def trigger_sum_em(g, cell_type, wt, C, window, n_ct, theta, n_iter, rtol):
 
 
 @jit
+def _segment_trigger_sums(t, wt, omega, lag, g, i0, i1):
+    """:func:`one_cell_trigger_sums` of the events ``i0:i1`` (one cell and type, time-sorted) into ``g[i0:i1]``."""
+    if i1 <= i0:
+        return
+    A = 0.0
+    pend = 0.0
+    tau = t[i0]
+    qi = i0
+    for p in range(i0, i1):
+        tg = t[p]
+        if lag > 0.0:
+            while qi < p and t[qi] + lag < tg:
+                s_q = t[qi] + lag
+                d = s_q - tau
+                if d > 0.0:
+                    A = A * math.exp(-omega * d)
+                    tau = s_q
+                A += wt[qi]
+                qi += 1
+            d = tg - tau
+            if d > 0.0:
+                A = A * math.exp(-omega * d)
+                tau = tg
+        else:
+            d = tg - tau
+            if d > 0.0:
+                A = (A + pend) * math.exp(-omega * d)
+                pend = 0.0
+                tau = tg
+        g[p] = omega * A
+        if lag <= 0.0:
+            pend += wt[p]
+
+
+@jit
 def one_cell_trigger_sums(t, wt, omega, lag):
     """Trigger sum of every event of one cell and one type: :func:`hawkes_estep`'s ``lam`` at ``mu = 0``, ``theta = 1``.
 
@@ -546,38 +581,23 @@ def one_cell_trigger_sums(t, wt, omega, lag):
     g : (N,) float64
         Per day.
     """
-    N = t.size
-    g = np.empty(N)
-    if N == 0:
-        return g
-    A = 0.0
-    pend = 0.0
-    tau = t[0]
-    qi = 0
-    for p in range(N):
-        tg = t[p]
-        if lag > 0.0:
-            while qi < p and t[qi] + lag < tg:
-                s_q = t[qi] + lag
-                d = s_q - tau
-                if d > 0.0:
-                    A = A * math.exp(-omega * d)
-                    tau = s_q
-                A += wt[qi]
-                qi += 1
-            d = tg - tau
-            if d > 0.0:
-                A = A * math.exp(-omega * d)
-                tau = tg
-        else:
-            d = tg - tau
-            if d > 0.0:
-                A = (A + pend) * math.exp(-omega * d)
-                pend = 0.0
-                tau = tg
-        g[p] = omega * A
-        if lag <= 0.0:
-            pend += wt[p]
+    g = np.empty(t.size)
+    _segment_trigger_sums(t, wt, omega, lag, g, 0, t.size)
+    return g
+
+
+@jit_parallel
+def cell_trigger_sums(t, wt, cell_ptr, omega, lag):
+    """:func:`one_cell_trigger_sums` for every cell: events ``cell_ptr[c]:cell_ptr[c+1]`` form cell ``c``.
+
+    Each event's sum runs over the earlier events of its own cell only (the
+    own-cell model of the start values). Cells are independent, so the result
+    does not depend on the number of threads; it equals :func:`hawkes_estep`'s
+    ``lam`` at ``mu = 0``, ``theta = I``, ring 0, bit for bit.
+    """
+    g = np.empty(t.size)
+    for c in prange(cell_ptr.size - 1):
+        _segment_trigger_sums(t, wt, omega, lag, g, cell_ptr[c], cell_ptr[c + 1])
     return g
 
 

@@ -20,7 +20,8 @@ from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning, LeakageError
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
-from ..kernels.hawkes import hawkes_estep, one_cell_mle, one_cell_trigger_sums, spread_to_neighbours, trigger_sum_em
+from ..kernels.hawkes import (cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
+                              spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
                            time_resolution_days)
@@ -408,6 +409,24 @@ class GridHawkes(RiskModel):
         return lam, mu_num.reshape(K, n).T.copy(), trig, float(dtn.sum()), float(ll.sum())
 
     @staticmethod
+    def _own_cell_trigger_sums(P: _Prepared, omega, lag):
+        """Every event's trigger sum from the earlier events of its own cell and type (the start values' model).
+
+        Equal, bit for bit, to :meth:`_estep`'s intensities at ``mu = 0``, ``theta = I`` on the ring-0
+        neighbourhood, without the general kernel's (ring, type) book-keeping.
+        """
+        if P.K == 1:
+            with threads_for_work(_estep_work(len(P), len(P), 1)):
+                return cell_trigger_sums(P.t, P.wt, P.cell_ptr, float(omega), float(lag))
+        order, cell_ptr = P.per_type_layout()[:2]
+        with threads_for_work(_estep_work(len(P), len(P), 1)):
+            g_v = cell_trigger_sums(np.ascontiguousarray(P.t[order]), np.ascontiguousarray(P.wt[order]), cell_ptr,
+                                    float(omega), float(lag))
+        g = np.empty(len(P))
+        g[order] = g_v
+        return g
+
+    @staticmethod
     def _compensator_from(P, mu_ck, theta_kk, w, per, window):
         """Integral of the intensity; ``per[c, k]`` sums each event's in-window share of its offspring."""
         m_cell = P.n_in @ w  # in-grid spill-over mass per source cell
@@ -701,7 +720,6 @@ class GridHawkes(RiskModel):
         hi = max(1.0 / max(self.time_resolution_days_, 10.0 / 86400.0), 10.0 * lo)
         own = _Prepared(P.t_abs, P.cell, P.typ, P.wt, P.n_cells, K, P.t0, ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
         n_ct = P.n_cells * K
-        zero_mu = np.zeros((P.n_cells, K))
         # many events: the candidates are scored on the events of an even stride through the occupied cells
         # (the own-cell model's cells are independent given theta and omega), the best one once on all
         sub = own
@@ -715,10 +733,7 @@ class GridHawkes(RiskModel):
         cands = {}
 
         def fit_at(data, omega, steps):
-            if n_ct == 1:  # trigger sum per event
-                g = one_cell_trigger_sums(data.t, data.wt, omega, ctx["lag"])
-            else:
-                g = self._estep(data, zero_mu, np.eye(K), omega, np.ones(1), ctx["lag"])[0]
+            g = self._own_cell_trigger_sums(data, omega, ctx["lag"])  # per event, own cell and type
             C = float(np.dot(data.wt, -np.expm1(-omega * np.maximum(window - data.t - ctx["lag"], 0.0))))
             if n_ct == 1:  # one cell and type: the exact profile (Newton), as in _fit_one_cell
                 mu, theta, ll = one_cell_mle(g, data.wt, C, window, float(data.wt.sum()) / (2.0 * window), 0.5, 200,

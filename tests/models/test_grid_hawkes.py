@@ -688,6 +688,31 @@ def test_one_cell_converges_from_any_time_scale(omega, n_days, rate):
     assert m.omega_ == pytest.approx(omega, rel=0.2) and m.theta_ == pytest.approx(0.5, rel=0.15)
 
 
+@pytest.mark.parametrize("lag", [0.0, 0.05])
+@pytest.mark.parametrize("two_types", [False, True])
+def test_own_cell_trigger_sums_equal_the_general_estep(small_two_type, lag, two_types):
+    """The start values' own-cell trigger sums (per cell and type, one recursion each) equal the general E-step's
+    intensities at mu = 0, theta = I on the ring-0 neighbourhood bit for bit, for any number of threads."""
+    from riskgrid.models.grid_hawkes import _Prepared
+
+    df, ev, grid = small_two_type
+    cell = grid.assign(ev)
+    ok = cell >= 0
+    K = 2 if two_types else 1
+    typ = ev.codes[ok] if two_types else np.zeros(ok.sum(), dtype=np.int64)
+    wt = np.random.default_rng(3).integers(1, 3, ok.sum()).astype(float)
+    m = GridHawkes(spillover_rings=0)
+    nb = m._neighbourhood(grid, 0)
+    P = _Prepared(np.round(ev.t[ok], 2), cell[ok], typ, wt, len(grid), K, float(ev.t.min()), nb[0], nb[1])
+    ref = m._estep(P, np.zeros((len(grid), K)), np.eye(K), 0.7, np.ones(1), lag)[0]
+    for n_threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(n_threads)
+        try:
+            assert np.array_equal(m._own_cell_trigger_sums(P, 0.7, lag), ref)
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
 @pytest.mark.parametrize("R", [0, 1])
 def test_cheaper_start_values_reach_the_same_fit(small_two_type, monkeypatch, R):
     """Issue 17: ranking the start candidates after a few EM steps and, beyond a size, on a stride of cells changes
