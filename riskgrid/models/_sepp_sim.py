@@ -18,13 +18,11 @@ import math
 
 import numpy as np
 
-from ..errors import LeakageError
 from ..events import EventSet, to_days
 from ..kernels.simulate import simulate_sepp_forward
 from ..kernels.spatial import build_hash_grid
 from . import sepp as _sepp  # candidate_pairs (circular: used at call time only)
-from ._base import check_int, check_number
-from .uncertainty import simulated_interval_dataset
+from .uncertainty import simulated_interval_dataset, simulation_setup
 
 __all__ = ["SEPPSimulation", "start_values"]
 
@@ -219,13 +217,8 @@ class SEPPSimulation:
             Events per cell in each simulated future.
         """
         self._check_fitted()
-        check_int("n_sims", n_sims, 1)
-        check_number("horizon_days", horizon_days, unit="days")
         t, x, y, wt = self._history(events)
-        s = self.fit_end_ if start is None else float(to_days(start))
-        if t.size and s < float(t.max()):
-            raise LeakageError(f"simulation start (day {s:g}) is before the last history event (day {float(t.max()):g})")
-        H = float(horizon_days)
+        s, H, seeds = simulation_setup(self, start, horizon_days, n_sims, seed, t)
         px, py, pw, pc = self._samples
         # history: expected direct offspring inside the window (and within max_days)
         lag0 = s - t
@@ -244,8 +237,6 @@ class SEPPSimulation:
         edge_m = math.sqrt(2.0 * float(pw.max()) / (3.0 * math.sqrt(3.0)))
         snap = 1.05 * edge_m
         order, cstart, hx0, hy0, hcell, hnx, hny = build_hash_grid(px, py, snap, 1 << 22)
-        rng = np.random.default_rng(seed)
-        seeds = rng.integers(0, 2**62, size=int(n_sims), dtype=np.int64)
         return simulate_sepp_forward(
             seeds, s, H, bg_mean, seg_edges, seg_cum, px, py, np.ascontiguousarray(smp_cum), np.ascontiguousarray(pc),
             order, cstart, hx0, hy0, hcell, hnx, hny, snap * snap,

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from .._runtime import threads_for_work
-from ..errors import ConvergenceWarning, LeakageError
+from ..errors import ConvergenceWarning
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
@@ -25,7 +25,7 @@ from ..kernels.hawkes import (cell_trigger_sums, hawkes_estep, one_cell_mle, one
 from ._base import RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
                            time_resolution_days)
-from .uncertainty import simulated_interval_dataset
+from .uncertainty import simulated_interval_dataset, simulation_setup
 
 __all__ = ["GridHawkes"]
 
@@ -965,23 +965,17 @@ class GridHawkes(RiskModel):
         ndarray (n_sims, n_categories, n_cells) of int32 counts
         """
         self._check_fitted()
-        check_int("n_sims", n_sims, 1)
-        check_number("horizon_days", horizon_days, unit="days")
         t, c, k, wt = self._history(events)
-        s = self.fit_end_ if start is None else float(to_days(start))
-        if t.size and s < float(t.max()):
-            raise LeakageError(f"simulation start (day {s:g}) is before the last history event (day {float(t.max()):g})")
+        s, H, seeds = simulation_setup(self, start, horizon_days, n_sims, seed, t)
         K = len(self.categories_)
         th = self._theta_matrix(self.theta_, K)
         P = self._P
-        omega, lag, H = float(self.omega_), float(self._lag), float(horizon_days)
+        omega, lag = float(self.omega_), float(self._lag)
         src = t + lag
         share = np.exp(-omega * np.maximum(s - src, 0.0)) - np.exp(-omega * np.maximum(s + H - src, 0.0))
         m_cell = P.n_in @ self.w_
         mean = wt * th.sum(axis=1)[k] * m_cell[c] * share
         keep = mean > 1e-12
-        rng = np.random.default_rng(seed)
-        seeds = rng.integers(0, 2**62, size=int(n_sims), dtype=np.int64)
         return simulate_grid_forward(
             seeds, np.ascontiguousarray(self.mu_.T), th, omega, lag, P.nb_ptr, P.nb_idx, P.nb_ring,
             np.ascontiguousarray(self.w_, dtype=np.float64), np.ascontiguousarray(c[keep]), np.ascontiguousarray(k[keep]),
@@ -1016,18 +1010,13 @@ class GridHawkes(RiskModel):
         """
         self._check_fitted()
         samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        tot = samples[:, self._target_index(), :].sum(axis=1)
+        tot = samples[:, self._target_total_rows(), :].sum(axis=1)
         if events is None:
             risk = self.predict(start, horizon_days)
         else:
             s = self.fit_end_ if start is None else float(to_days(start))
             risk = self._mean_with_history(s, float(horizon_days), events)
         return simulated_interval_dataset(risk, tot, level, n_sims, seed, zones)
-
-    def _target_index(self):
-        """Rows of the categories that are forecast (all unless ``fit(..., target=...)`` named some)."""
-        target = getattr(self, "target_", None) or self.categories_
-        return [i for i, c in enumerate(self.categories_) if c in target]
 
     def _mean_with_history(self, s, H, events):
         """Expected counts per cell (summed over categories) given the training events plus ``events``."""
@@ -1039,7 +1028,7 @@ class GridHawkes(RiskModel):
         f = wt * (np.exp(-self.omega_ * np.maximum(s - src, 0.0)) - np.exp(-self.omega_ * np.maximum(s + H - src, 0.0)))
         G = np.bincount(c * K + k, weights=f, minlength=P.n_cells * K).reshape(P.n_cells, K)
         spread = spread_to_neighbours(G, P.nb_ptr, P.nb_idx, P.nb_ring, self.w_)
-        vals = (self.mu_ * H + (spread @ th).T)[self._target_index()].sum(axis=0)
+        vals = (self.mu_ * H + (spread @ th).T)[self._target_total_rows()].sum(axis=0)
         risk = self.predict(None, H)
         if risk.ndim == 2:
             risk = risk.sum("category")

@@ -24,6 +24,10 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from ..errors import LeakageError
+from ..events import to_days
+from ._base import check_int, check_number
+
 __all__ = [
     "poisson_interval",
     "sample_interval",
@@ -186,6 +190,23 @@ def interval_dataset(risk: xr.DataArray, lo, hi, p_any, level: float, method: st
     return ds
 
 
+def simulation_setup(model, start, horizon_days, n_sims: int, seed, t_history):
+    """Checked inputs of a model's ``simulate_forecast``: ``(start day, horizon days, one seed per simulation)``.
+
+    ``start`` defaults to the end of the fit window and may not precede the
+    last history event ``t_history`` (days; :class:`~riskgrid.LeakageError`);
+    ``numpy.random.default_rng(seed)`` draws the simulations' seeds.
+    """
+    check_int("n_sims", n_sims, 1)
+    check_number("horizon_days", horizon_days, unit="days")
+    s = model.fit_end_ if start is None else float(to_days(start))
+    if t_history.size and s < float(t_history.max()):
+        raise LeakageError(f"simulation start (day {s:g}) is before the last history event "
+                           f"(day {float(t_history.max()):g})")
+    seeds = np.random.default_rng(seed).integers(0, 2**62, size=int(n_sims), dtype=np.int64)
+    return s, float(horizon_days), seeds
+
+
 def simulated_interval_dataset(risk: xr.DataArray, samples, level: float, n_sims: int, seed=None,
                                zones=None) -> xr.Dataset:
     """The interval Dataset of a model that simulates its future (GridHawkes, SEPP).
@@ -217,7 +238,7 @@ def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
     A model simulates when it has a ``simulate_forecast(start, horizon_days,
     n_sims=..., seed=...)`` method (GridHawkes, SEPP); its per-category
     output ``(n_sims, n_categories, n_cells)`` is summed over the target
-    categories (``model._target_index()`` when the model has it, else all).
+    categories (``model._target_total_rows()`` when the model has it, else all).
 
     Returns
     -------
@@ -228,7 +249,7 @@ def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
         return None
     x = np.asarray(sim(start, horizon_days, n_sims=n_sims, seed=seed), dtype=np.float64)
     if x.ndim == 3:
-        rows = model._target_index() if hasattr(model, "_target_index") else slice(None)
+        rows = model._target_total_rows() if hasattr(model, "_target_total_rows") else slice(None)
         x = x[:, rows, :].sum(axis=1)
     if x.ndim != 2:
         raise ValueError(f"simulate_forecast must give (n_sims, n_cells) or (n_sims, n_categories, n_cells), got {x.shape}")
