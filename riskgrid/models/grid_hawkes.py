@@ -415,13 +415,15 @@ class GridHawkes(RiskModel):
         Equal, bit for bit, to :meth:`_estep`'s intensities at ``mu = 0``, ``theta = I`` on the ring-0
         neighbourhood, without the general kernel's (ring, type) book-keeping.
         """
-        if P.K == 1:
-            with threads_for_work(_estep_work(len(P), len(P), 1)):
-                return cell_trigger_sums(P.t, P.wt, P.cell_ptr, float(omega), float(lag))
-        order, cell_ptr = P.per_type_layout()[:2]
+        if P.K == 1:  # events already in (cell, time) order
+            order, cell_ptr, t, wt = None, P.cell_ptr, P.t, P.wt
+        else:  # (type, cell, time) order
+            order, cell_ptr = P.per_type_layout()[:2]
+            t, wt = np.ascontiguousarray(P.t[order]), np.ascontiguousarray(P.wt[order])
         with threads_for_work(_estep_work(len(P), len(P), 1)):
-            g_v = cell_trigger_sums(np.ascontiguousarray(P.t[order]), np.ascontiguousarray(P.wt[order]), cell_ptr,
-                                    float(omega), float(lag))
+            g_v = cell_trigger_sums(t, wt, cell_ptr, float(omega), float(lag))
+        if order is None:
+            return g_v
         g = np.empty(len(P))
         g[order] = g_v
         return g
@@ -758,11 +760,11 @@ class GridHawkes(RiskModel):
         best = max(cands, key=lambda k: cands[k][0])
         for e in (best - 0.5, best + 0.5):
             score(10.0**e)
-        # the candidates are ranked after _START_RANK_STEPS EM steps on the trigger sums; the best two are fitted in full
-        # (the exact one-cell profile needs no second pass)
-        top = sorted(cands.values(), key=lambda v: v[0], reverse=True)[:1 if n_ct == 1 and sub is own else 2]
-        full = [fit_at(own, v[1][2], _START_STEPS) if (n_ct > 1 or sub is not own) else v for v in top]
-        _, (mu, th, omega) = max(full, key=lambda v: v[0])
+        if n_ct == 1:  # the exact one-cell profile: the ranking is final
+            _, (mu, th, omega) = max(cands.values(), key=lambda v: v[0])
+        else:  # ranked after _START_RANK_STEPS EM steps on the trigger sums: the best two fitted in full
+            top = sorted(cands.values(), key=lambda v: v[0], reverse=True)[:2]
+            _, (mu, th, omega) = max((fit_at(own, v[1][2], _START_STEPS) for v in top), key=lambda v: v[0])
         if R > 0:  # the own-cell fit holds only part of the triggering
             th = max(th, 0.5)
         th = min(max(th, 0.05), 0.95)
