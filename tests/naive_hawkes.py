@@ -103,25 +103,39 @@ def predict_naive(t, cell, typ, D, mu, theta, omega, w, start, horizon, wt=None,
     return out
 
 
-def nb_marginal_naive(B, m, nu):
-    """Negative-binomial log marginal (without ``-lgamma(B + 1)``) and its first two ``nu``-derivatives, by scipy."""
+def nb_marginal_naive(B, m, nu, V=None):
+    """Negative-binomial log marginal (without ``-lgamma(B + 1)``) and its first two ``nu``-derivatives, by scipy.
+
+    ``V``: variances of the counts, entering as ``V/2 trigamma(B + nu m)`` (the second-order expectation of
+    ``lgamma(N + nu m)``) and its derivatives.
+    """
     from scipy.special import digamma, gammaln, polygamma
 
     B, m = np.asarray(B, float), np.asarray(m, float)
+    V = np.zeros_like(B) if V is None else np.asarray(V, float)
     a = nu * m
-    val = float(np.sum(gammaln(B + a) - gammaln(a) + a * np.log(nu / (1.0 + nu)) - B * np.log1p(nu)))
-    d1 = float(np.sum(m * (digamma(B + a) - digamma(a) + np.log(nu / (1 + nu))) + (m - B) / (1 + nu)))
-    d2 = float(np.sum(m * m * (polygamma(1, B + a) - polygamma(1, a)) + m / (nu * (1 + nu)) - (m - B) / (1 + nu) ** 2))
+    val = float(np.sum(gammaln(B + a) - gammaln(a) + a * np.log(nu / (1.0 + nu)) - B * np.log1p(nu)
+                       + 0.5 * V * polygamma(1, B + a)))
+    d1 = float(np.sum(m * (digamma(B + a) - digamma(a) + np.log(nu / (1 + nu))) + (m - B) / (1 + nu)
+                      + 0.5 * V * m * polygamma(2, B + a)))
+    d2 = float(np.sum(m * m * (polygamma(1, B + a) - polygamma(1, a)) + m / (nu * (1 + nu)) - (m - B) / (1 + nu) ** 2
+                      + 0.5 * V * m * m * polygamma(3, B + a)))
     return val, d1, d2
 
 
-def best_log_nu_naive(B, m, bounds=(-7.0, 8.0)):
+def best_log_nu_naive(B, m, bounds=(-7.0, 8.0), V=None):
     """``log nu`` maximising the negative-binomial marginal of ``B`` given ``m`` (scipy's bounded Brent, plus the bounds)."""
     from scipy.optimize import minimize_scalar
 
-    f = lambda z: -nb_marginal_naive(B, m, np.exp(z))[0]  # noqa: E731
+    f = lambda z: -nb_marginal_naive(B, m, np.exp(z), V)[0]  # noqa: E731
     res = minimize_scalar(f, bounds=bounds, method="bounded", options={"xatol": 1e-12})
     return min([(float(res.x), float(res.fun))] + [(b, f(b)) for b in bounds], key=lambda v: v[1])[0]
+
+
+def background_count_variance_naive(cell, typ, wt, mu, lam, n_cells, K):
+    """Per (cell, type) ``sum w p (1 - p)`` with ``p = mu[cell, type] / lam``, by bincount."""
+    p = np.where(lam > 0, mu[cell, typ] / np.where(lam > 0, lam, 1.0), 0.0)
+    return np.bincount(cell * K + typ, weights=wt * p * (1 - p), minlength=n_cells * K).reshape(n_cells, K)
 
 
 def gap_mixture_naive(g, b, lam, pi, n_iter, rtol):

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._jit import jit, jit_parallel, prange
 
-__all__ = ["build_streams", "gap_mixture_em", "hawkes_estep", "nb_marginal_terms", "ring_sums", "spread_to_neighbours",
+__all__ = ["background_count_variance", "build_streams", "gap_mixture_em", "hawkes_estep", "nb_marginal_terms", "ring_sums", "spread_to_neighbours",
            "one_cell_mle", "one_cell_trigger_sums", "cell_trigger_sums", "trigger_sum_em"]
 
 
@@ -341,23 +341,68 @@ def _digamma_trigamma(x):
     return psi, tri
 
 
+@jit
+def _tetragamma_pentagamma(x):
+    """Second and third derivatives of digamma at ``x > 0`` (recurrence to x >= 10, then the asymptotic
+    series; relative error < 1e-10)."""
+    tet = 0.0
+    pen = 0.0
+    while x < 10.0:
+        x2 = x * x
+        tet -= 2.0 / (x2 * x)
+        pen += 6.0 / (x2 * x2)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    tet -= inv2 * (1.0 + inv * (1.0 + inv * (0.5 - inv2 * (1.0 / 6.0 - inv2 * (1.0 / 6.0 - inv2 * (
+        0.3 - inv2 * 5.0 / 6.0))))))
+    pen += inv2 * inv * (2.0 + inv * (3.0 + inv * (2.0 - inv2 * (1.0 - inv2 * (4.0 / 3.0 - inv2 * (
+        3.0 - inv2 * 10.0))))))
+    return tet, pen
+
+
+@jit
+def background_count_variance(cell_ptr, typ, wt, mu, lam, out):
+    """Variance of each cell's number of background events under the E-step's responsibilities.
+
+    Given the parameters, every event is a background event independently with
+    probability ``p = mu[c, l] / lam`` (an event of weight ``w`` counts as ``w``
+    such events), so the count of a (cell, type) is Poisson-binomial with
+    variance ``sum w p (1 - p)``. Events in (cell, time) order (``cell_ptr``),
+    ``lam`` their intensities from :func:`hawkes_estep`; ``out`` (n_cells, K)
+    is added to in place.
+    """
+    for c in range(cell_ptr.size - 1):
+        for j in range(cell_ptr[c], cell_ptr[c + 1]):
+            lj = lam[j]
+            if lj > 0.0:
+                l = typ[j]
+                p = mu[c, l] / lj
+                out[c, l] += wt[j] * p * (1.0 - p)
+
+
 #: fixed number of chunks of the negative-binomial sums (same result for any thread count)
 _NB_CHUNKS = 64
 
 
 @jit_parallel
-def nb_marginal_terms(B, m, nu, derivatives):
-    """Negative-binomial (gamma-Poisson) log marginal of counts ``B > 0`` with means ``m``, and its derivatives.
+def nb_marginal_terms(B, V, m, nu, derivatives):
+    """Expected negative-binomial (gamma-Poisson) log marginal of counts with means ``B > 0``, variances ``V``
+    and prior means ``m``, and its derivatives.
 
-    The marginal of one count is ``lgamma(B + a) - lgamma(a) + a log(nu / (1 + nu))
-    - B log(1 + nu) - lgamma(B + 1)`` with ``a = nu m`` (the last term, free of
-    ``nu``, is left out). Counts of zero contribute ``nu m log(nu / (1 + nu))``
-    alone and are summed by the caller.
+    The marginal of one count ``N`` is ``lgamma(N + a) - lgamma(a) + a log(nu / (1 + nu))
+    - N log(1 + nu) - lgamma(N + 1)`` with ``a = nu m`` (the last term, free of
+    ``nu``, is left out). ``N`` is unknown (the number of background events
+    among a cell's events), with mean ``B`` and variance ``V``: its expectation
+    is taken to second order, ``E lgamma(N + a) = lgamma(B + a) + V/2
+    trigamma(B + a)``. ``V = 0`` is the plug-in marginal of the mean count,
+    which understates the counts' dispersion (issue 13). Counts of zero
+    contribute ``nu m log(nu / (1 + nu))`` alone and are summed by the caller.
 
     Parameters
     ----------
-    B, m : (n,) float64
-        Positive counts (expected, need not be integers) and positive prior means.
+    B, V, m : (n,) float64
+        Mean counts (> 0, need not be integers), their variances (>= 0) and positive prior means.
     nu : float
         Prior strength (> 0).
     derivatives : bool
@@ -383,14 +428,21 @@ def nb_marginal_terms(B, m, nu, derivatives):
         for i in range(i0, i1):
             mi = m[i]
             bi = B[i]
+            hv = 0.5 * V[i]
             a = nu * mi
             if derivatives:
                 p1, t1 = _digamma_trigamma(bi + a)
                 p0, t0 = _digamma_trigamma(a)
                 d1 += mi * (p1 - p0 + L) + (mi - bi) * inv1
                 d2 += mi * mi * (t1 - t0) + mi * inv1 / nu - (mi - bi) * inv1 * inv1
+                if hv > 0.0:
+                    q2, q3 = _tetragamma_pentagamma(bi + a)
+                    d1 += hv * mi * q2
+                    d2 += hv * mi * mi * q3
             else:
                 v += math.lgamma(bi + a) - math.lgamma(a) + a * L - bi * l1p
+                if hv > 0.0:
+                    v += hv * _digamma_trigamma(bi + a)[1]
         parts[h, 0] = v
         parts[h, 1] = d1
         parts[h, 2] = d2

@@ -20,7 +20,7 @@ from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning
 from ..events import EventSet, to_days
 from ..kernels.forward import simulate_grid_forward
-from ..kernels.hawkes import (cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
+from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
                               spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
@@ -545,10 +545,10 @@ class GridHawkes(RiskModel):
         if self.background_prior_strength_ >= _NU_RUNAWAY * math.exp(_LOG_NU_BOUNDS[1]):
             warnings.warn(
                 f"GridHawkes smoothed background: the prior strength reached its bound "
-                f"(nu {self.background_prior_strength_:.3g}), so every cell's background is its neighbourhood's "
-                "mean and the triggering may absorb the spatial variation of the background (on simulated data "
-                "with 200 m displacement this fixed point overstated theta by 55-70 % and understated omega by "
-                "17-31 %, issue 13). Compare with background='cell' and with the held-out score of both "
+                f"(nu {self.background_prior_strength_:.3g}): the background counts show no over-dispersion around "
+                "their neighbourhood's mean, so every cell's background is that mean. If the background varies from "
+                "cell to cell, the triggering absorbs the variation (theta too high, omega too low). Compare with "
+                "background='cell' and with the held-out score of both "
                 "(riskgrid.backtest) before using theta and omega",
                 ConvergenceWarning,
                 stacklevel=3,
@@ -801,8 +801,10 @@ class GridHawkes(RiskModel):
             # empirical-Bayes prior from the expected background counts at these parameters (so the
             # objective and the EM map are functions of the parameters alone), and the log gamma
             # (shape nu m + 1, rate nu) density of the background counts mu T
+            var = np.zeros_like(mu_num)  # the counts' variances: their dispersion enters the marginal
+            background_count_variance(P.cell_ptr, P.typ, P.wt, np.ascontiguousarray(mu), lam, var)
             with threads_for_work(ctx["smooth"].work(mu_num.shape[1])):
-                m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"))
+                m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"), var)
             ctx["prior"] = (m, nu, rings)
             a = nu * m
             lam_c = np.maximum(mu * window, 1e-300)
