@@ -22,7 +22,7 @@ from ..events import EventSet, to_days
 from ..kernels.simulate import simulate_sepp_forward
 from ..kernels.spatial import build_hash_grid
 from . import sepp as _sepp  # candidate_pairs (circular: used at call time only)
-from .uncertainty import simulated_interval_dataset, simulation_setup
+from .uncertainty import SimulatedInterval, simulation_setup
 
 __all__ = ["SEPPSimulation", "start_values"]
 
@@ -125,7 +125,7 @@ def start_values(t, x, y, max_days, max_distance_m, min_sigma_m, n_events=50_000
     return theta, float(omega), sigma
 
 
-class SEPPSimulation:
+class SEPPSimulation(SimulatedInterval):
     """Forward simulation of a fitted SEPP (mixed into :class:`riskgrid.models.SEPP`)."""
 
     def _history(self, events):
@@ -244,35 +244,12 @@ class SEPPSimulation:
             *self._trigger_tables(), int(self._n_cells), -1 if cascade else 0,
         )
 
-    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
-                         seed=None, zones=None, events=None):
-        """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
+    @staticmethod
+    def _simulated_total(samples):
+        """Simulated counts per (simulation, cell) (:class:`~riskgrid.models.uncertainty.SimulatedInterval`)."""
+        return samples
 
-        From :meth:`simulate_forecast` (the full branching process).
-
-        Parameters
-        ----------
-        start, horizon_days, n_sims, seed, events
-            As :meth:`simulate_forecast`.
-        level : float
-            Probability of the central interval (e.g. 0.9: the 5 % and 95 % quantiles).
-        zones : array of int (n_cells,), optional
-            Zone of each cell (-1: none). Adds ``zone_risk``, ``zone_lo``,
-            ``zone_hi`` and ``zone_p_any`` over a ``zone`` dimension: the
-            interval of the zone's total count (from the same simulations, so
-            the dependence between cells is kept).
-
-        Returns
-        -------
-        xarray.Dataset
-            ``risk`` (expected count per cell: :meth:`predict`, background plus
-            the history's direct offspring), ``risk_lo``, ``risk_hi``
-            (quantiles of the simulated count), ``p_any``.
-        """
-        self._check_fitted()
-        samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        risk = self.predict(start, horizon_days)
-        if events is not None:
-            s = self.fit_end_ if start is None else float(to_days(start))
-            risk = risk.copy(data=self._mean_given_history(s, float(horizon_days), *self._history(events)))
-        return simulated_interval_dataset(risk, samples, level, n_sims, seed, zones)
+    def _mean_given_events(self, start, H, events):
+        """Expected counts per cell given the training events plus ``events`` (:class:`SimulatedInterval`)."""
+        s = self.fit_end_ if start is None else float(to_days(start))
+        return self.predict(start, H).copy(data=self._mean_given_history(s, H, *self._history(events)))

@@ -25,7 +25,7 @@ from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, hawk
 from ._base import RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
                            time_resolution_days)
-from .uncertainty import simulated_interval_dataset, simulation_setup
+from .uncertainty import SimulatedInterval, simulation_setup
 
 __all__ = ["GridHawkes"]
 
@@ -90,7 +90,7 @@ def _residual(p, F, n_full):
     return float(np.sqrt(sum(x * x for x in parts)))
 
 
-class GridHawkes(RiskModel):
+class GridHawkes(SimulatedInterval, RiskModel):
     r"""Self-exciting (Hawkes / ETAS) model on H3 cells, fitted by EM.
 
     The intensity of type-``l`` events in cell ``c`` (events/day) is
@@ -987,43 +987,13 @@ class GridHawkes(RiskModel):
             np.ascontiguousarray(src[keep]), s, H,
         )
 
-    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
-                         seed=None, zones=None, events=None):
-        """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
+    def _simulated_total(self, samples):
+        """Simulated counts per (simulation, cell) summed over the forecast categories (:class:`SimulatedInterval`)."""
+        return samples[:, self._target_total_rows(), :].sum(axis=1)
 
-        From :meth:`simulate_forecast` (counts summed over the forecast
-        categories: all, or the ``target`` of :meth:`fit`).
-
-        Parameters
-        ----------
-        start, horizon_days, n_sims, seed, events
-            As :meth:`simulate_forecast`.
-        level : float
-            Probability of the central interval (e.g. 0.9: the 5 % and 95 % quantiles).
-        zones : array of int (n_cells,), optional
-            Zone of each cell (-1: none). Adds ``zone_risk``, ``zone_lo``,
-            ``zone_hi`` and ``zone_p_any`` over a ``zone`` dimension: the
-            interval of the zone's total count (from the same simulations, so
-            the dependence between cells is kept).
-
-        Returns
-        -------
-        xarray.Dataset
-            ``risk`` (expected count per cell, the model's exact mean),
-            ``risk_lo``, ``risk_hi`` (quantiles of the count), ``p_any``.
-        """
-        self._check_fitted()
-        samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        tot = samples[:, self._target_total_rows(), :].sum(axis=1)
-        if events is None:
-            risk = self.predict(start, horizon_days)
-        else:
-            s = self.fit_end_ if start is None else float(to_days(start))
-            risk = self._mean_with_history(s, float(horizon_days), events)
-        return simulated_interval_dataset(risk, tot, level, n_sims, seed, zones)
-
-    def _mean_with_history(self, s, H, events):
-        """Expected counts per cell (summed over categories) given the training events plus ``events``."""
+    def _mean_given_events(self, start, H, events):
+        """Expected counts per cell (summed over the forecast categories) given the training events plus ``events``."""
+        s = self.fit_end_ if start is None else float(to_days(start))
         t, c, k, wt = self._history(events)
         K = len(self.categories_)
         th = self._theta_matrix(self.theta_, K)
@@ -1033,12 +1003,10 @@ class GridHawkes(RiskModel):
         G = np.bincount(c * K + k, weights=f, minlength=P.n_cells * K).reshape(P.n_cells, K)
         spread = spread_to_neighbours(G, P.nb_ptr, P.nb_idx, P.nb_ring, self.w_)
         vals = (self.mu_ * H + (spread @ th).T)[self._target_total_rows()].sum(axis=0)
-        risk = self.predict(None, H)
+        risk = self.predict(start, H)
         if risk.ndim == 2:
-            risk = risk.sum("category")
-        out = risk.copy(data=vals)
-        out.attrs.update(forecast_start_days=float(s))
-        return out
+            risk = risk.sum("category", keep_attrs=True)
+        return risk.copy(data=vals)
 
     def _output_attrs(self) -> dict:
         th = self.theta_

@@ -232,6 +232,52 @@ def simulated_interval_dataset(risk: xr.DataArray, samples, level: float, n_sims
     return ds
 
 
+class SimulatedInterval:
+    """``predict_interval`` of a model that simulates its future (GridHawkes, SEPP), written once.
+
+    The model provides ``simulate_forecast(start, horizon_days, n_sims, seed,
+    events)`` (per-category counts), ``_simulated_total(samples)`` (the counts
+    summed over the forecast categories, per simulation and cell) and
+    ``_mean_given_events(start, horizon_days, events)`` (the exact mean per
+    cell given another event history, a DataArray like ``predict``'s).
+    """
+
+    def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
+                         seed=None, zones=None, events=None):
+        """Forecast with an interval: per-cell quantiles of the count and ``P(at least one event)``.
+
+        From :meth:`simulate_forecast` (the full branching process; counts
+        summed over the forecast categories: all, or the ``target`` of
+        :meth:`fit`).
+
+        Parameters
+        ----------
+        start, horizon_days, n_sims, seed, events
+            As :meth:`simulate_forecast`.
+        level : float
+            Probability of the central interval (e.g. 0.9: the 5 % and 95 % quantiles).
+        zones : array of int (n_cells,), optional
+            Zone of each cell (-1: none). Adds ``zone_risk``, ``zone_lo``,
+            ``zone_hi`` and ``zone_p_any`` over a ``zone`` dimension: the
+            interval of the zone's total count (from the same simulations, so
+            the dependence between cells is kept).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``risk`` (expected count per cell, the model's exact mean:
+            :meth:`predict`, or given ``events``), ``risk_lo``, ``risk_hi``
+            (quantiles of the simulated count), ``p_any``.
+        """
+        self._check_fitted()
+        samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
+        if events is None:
+            risk = self.predict(start, horizon_days)
+        else:
+            risk = self._mean_given_events(start, float(horizon_days), events)
+        return simulated_interval_dataset(risk, self._simulated_total(samples), level, n_sims, seed, zones)
+
+
 def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
     """Simulated counts per (simulation, cell), summed over the forecast categories; ``None`` for models that do not simulate.
 
