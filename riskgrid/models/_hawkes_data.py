@@ -149,6 +149,16 @@ class _Smoother:
             return np.zeros_like(B), 1.0, 0
         return best[1], best[2], best[3]
 
+    def shrink(self, B):
+        """Counts ``B`` (n_cells, K) shrunk toward their neighbourhood: ``(B + nu m) / (1 + nu)``.
+
+        ``m``, ``nu`` and the neighbourhood as :meth:`fit` chooses them, its
+        Newton iteration started afresh (the result depends on ``B`` alone).
+        """
+        self.z_prev = {}
+        m, nu, _ = self.fit(np.ascontiguousarray(B, dtype=np.float64))
+        return (B + nu * m) / (1.0 + nu)
+
     @staticmethod
     def _newton(b1, v1, m1, m_zero, z):
         """``log nu`` in ``_LOG_NU_BOUNDS`` maximising the marginal (see :meth:`fit`)."""

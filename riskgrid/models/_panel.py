@@ -22,6 +22,12 @@ categories, each indicator category gets its own columns):
   bandwidth ``h`` metres, truncated at 4 h) of the last ``w`` days' events
   at each cell centroid times the cell's area (what KDEHotspot maps), per
   day; events keep their own coordinates, so it sees sub-cell positions;
+* ``target_eb_<w>d`` - the last ``w`` days' count of each cell shrunk toward
+  the mean of its ring neighbourhood, ``(n + nu m) / (1 + nu)`` per day, with
+  the strength ``nu`` and the neighbourhood (1-4 rings) chosen at each origin
+  by the negative-binomial marginal likelihood of all cells' counts (the
+  empirical-Bayes estimator of GridHawkes' smoothed background; on sparse
+  events the strongest single ranking of the baselines);
 * ``<indicator>_cnt_<w>d_r<k>`` - the same counts for each indicator;
 * ``doy_sin``, ``doy_cos``, ``dow_sin``, ``dow_cos`` - calendar position of the
   middle of the forecast window (local wall clock of the data);
@@ -39,6 +45,7 @@ import pandas as pd
 
 from ..events import EventSet
 from ..grid import HexGrid
+from ._hawkes_data import _Smoother
 from .hotspot import GAUSSIAN_CUTOFF_BANDWIDTHS
 from ..kernels.features import decayed_sums, future_sums, spread_cells, window_sums
 
@@ -63,6 +70,7 @@ class FeatureSpec:
     point_kde_bandwidths_m: tuple = ()  # empty: 0.5 and 1 cell spacing of the grid
     point_kde_windows_days: tuple = (365.0, math.inf)
     indicator_windows_days: tuple = (28.0, 365.0)
+    shrunk_windows_days: tuple = (math.inf,)
     calendar: bool = True
 
 
@@ -237,6 +245,12 @@ def build_features(
             pw = pk.windows(origins, spec.point_kde_windows_days)
             for i, w in enumerate(spec.point_kde_windows_days):
                 add(pw[i] / span(w), f"target_pkde_{h:g}m_{_label(w)}d")
+    if spec.shrunk_windows_days:
+        smoother = cmap("smoother", lambda: _Smoother(grid, n_cells))
+        sw = tgt.windows(origins, spec.shrunk_windows_days)
+        for i, w in enumerate(spec.shrunk_windows_days):
+            shrunk = np.stack([smoother.shrink(sw[i, o][:, None])[:, 0] for o in range(origins.size)])
+            add(shrunk / span(w), f"target_eb_{_label(w)}d")
     ring1_map = cmap(("ring", 1), lambda: ring_map(grid, 1))
     for code in indicator_codes if spec.indicator_windows_days else ():
         sel = events.codes == code
