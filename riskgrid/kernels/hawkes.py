@@ -201,6 +201,10 @@ def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w,
             for p in range(p0, p1):
                 tg = stream_t[p]
                 if lag > 0.0:
+                    if stream_code[p] >= K:
+                        # not an event of the target cell: nothing to record here; it joins the sums
+                        # (below, at a later target) once its shifted time has passed
+                        continue
                     # sources whose shifted time t + lag is before tg join the sums, in time order
                     while qi < p and stream_t[qi] + lag < tg:
                         s_q = stream_t[qi] + lag
