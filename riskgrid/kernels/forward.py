@@ -131,6 +131,14 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
             acc += theta[k, l]
             cum_th[k, l] = acc
         row[k] = acc
+    # history: the same superposition, one Poisson total of still-to-come children per simulation, each
+    # child's parent drawn from the cumulative means (O(children), not O(history events) draws)
+    cum_h = np.zeros(h_mean.size)
+    acc = 0.0
+    for i in range(h_mean.size):
+        acc += max(h_mean[i], 0.0)
+        cum_h[i] = acc
+    total_h = acc
     for s in prange(n_sims):
         np.random.seed(seeds[s])
         cap = 64
@@ -147,24 +155,22 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
                 q_t, q_c, q_k = _push(q_t, q_c, q_k, n, start + horizon * np.random.random(), j // K, j % K)
                 n += 1
         # still-to-come children of the history
-        for i in range(h_cell.size):
-            if h_mean[i] <= 0.0:
-                continue
-            nch = np.random.poisson(h_mean[i])
+        nh = np.random.poisson(total_h) if total_h > 0.0 else 0
+        for _ in range(nh):
+            i = _pick(cum_h, np.random.random() * total_h)
             c0 = h_cell[i]
             k0 = h_typ[i]
             fa = math.exp(-omega * (h_lo[i] - h_src[i]))
             fb = math.exp(-omega * (end - h_src[i]))
-            for _ in range(nch):
-                # truncated exponential on [h_lo, end) by inversion
-                u = np.random.random()
-                t = h_src[i] - math.log(fa - u * (fa - fb)) / omega
-                if t >= end:
-                    t = np.nextafter(end, start)
-                q = nb_ptr[c0] + _pick(cum_nb[nb_ptr[c0]:nb_ptr[c0 + 1]], np.random.random() * m_cell[c0])
-                l = _pick(cum_th[k0], np.random.random() * row[k0])
-                q_t, q_c, q_k = _push(q_t, q_c, q_k, n, t, nb_idx[q], l)
-                n += 1
+            # truncated exponential on [h_lo, end) by inversion
+            u = np.random.random()
+            t = h_src[i] - math.log(fa - u * (fa - fb)) / omega
+            if t >= end:
+                t = np.nextafter(end, start)
+            q = nb_ptr[c0] + _pick(cum_nb[nb_ptr[c0]:nb_ptr[c0 + 1]], np.random.random() * m_cell[c0])
+            l = _pick(cum_th[k0], np.random.random() * row[k0])
+            q_t, q_c, q_k = _push(q_t, q_c, q_k, n, t, nb_idx[q], l)
+            n += 1
         # cascade: every queued event is counted and has children of its own
         j = 0
         while j < n:
