@@ -229,6 +229,14 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
     end = start + horizon
     counts = np.zeros((n_sims, n_cells))
     mass_all = _lag_cdf(kind, max_days, theta, omega, t_edges, t_cum)
+    # history: one Poisson total of still-to-come children per simulation, each child's parent drawn from
+    # the cumulative means (the superposition of the per-event Poisson counts: O(children) draws)
+    cum_h = np.zeros(h_mean.size)
+    acc = 0.0
+    for i in range(h_mean.size):
+        acc += max(h_mean[i], 0.0)
+        cum_h[i] = acc
+    total_h = acc
     for s in prange(n_sims):
         np.random.seed(seeds[s])
         cap = 64
@@ -248,30 +256,26 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
                 counts[s, smp_cell[p]] += 1.0
                 q_t, q_x, q_y, q_d = _push4(q_t, q_x, q_y, q_d, n, t, smp_x[p], smp_y[p], 0)
                 n += 1
-        for i in range(h_t.size):
-            if h_mean[i] <= 0.0:
-                continue
-            nch = np.random.poisson(h_mean[i])
-            if nch == 0:
-                continue
+        nh = np.random.poisson(total_h) if total_h > 0.0 else 0
+        for _ in range(nh):
+            i = _pick(cum_h, np.random.random() * total_h)
             lo = min(max(start - h_t[i], 0.0), max_days)
             hi = min(max(end - h_t[i], 0.0), max_days)
             c_lo = _lag_cdf(kind, lo, theta, omega, t_edges, t_cum)
             c_hi = _lag_cdf(kind, hi, theta, omega, t_edges, t_cum)
-            for _ in range(nch):
-                u = _lag_inverse(kind, c_lo + np.random.random() * (c_hi - c_lo), theta, omega, t_edges, t_cum)
-                t = min(max(h_t[i] + u, start), np.nextafter(end, start))
-                dx, dy, ok = _displacement(kind, sigma, max_d2, d_edges2, d_cum)
-                if not ok:
-                    continue
-                xc = h_x[i] + dx
-                yc = h_y[i] + dy
-                p = _snap(xc, yc, smp_x, smp_y, order, cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
-                if p < 0:
-                    continue
-                counts[s, smp_cell[p]] += 1.0
-                q_t, q_x, q_y, q_d = _push4(q_t, q_x, q_y, q_d, n, t, xc, yc, 0)
-                n += 1
+            u = _lag_inverse(kind, c_lo + np.random.random() * (c_hi - c_lo), theta, omega, t_edges, t_cum)
+            t = min(max(h_t[i] + u, start), np.nextafter(end, start))
+            dx, dy, ok = _displacement(kind, sigma, max_d2, d_edges2, d_cum)
+            if not ok:
+                continue
+            xc = h_x[i] + dx
+            yc = h_y[i] + dy
+            p = _snap(xc, yc, smp_x, smp_y, order, cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
+            if p < 0:
+                continue
+            counts[s, smp_cell[p]] += 1.0
+            q_t, q_x, q_y, q_d = _push4(q_t, q_x, q_y, q_d, n, t, xc, yc, 0)
+            n += 1
         j = 0
         while j < n:
             d = q_d[j]
