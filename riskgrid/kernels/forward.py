@@ -48,6 +48,17 @@ def _pick(cum, u):
 
 
 @jit
+def _cumulative(values):
+    """Running sums of ``max(values, 0)`` and their total (for :func:`_pick`; shared with simulate.py)."""
+    cum = np.zeros(values.size)
+    acc = 0.0
+    for i in range(values.size):
+        acc += max(values[i], 0.0)
+        cum[i] = acc
+    return cum, acc
+
+
+@jit
 def _push(buf_t, buf_c, buf_k, n, t, c, k):
     """Append to the growable event queue; returns the (possibly new) arrays."""
     if n == buf_t.size:
@@ -133,12 +144,7 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
         row[k] = acc
     # history: the same superposition, one Poisson total of still-to-come children per simulation, each
     # child's parent drawn from the cumulative means (O(children), not O(history events) draws)
-    cum_h = np.zeros(h_mean.size)
-    acc = 0.0
-    for i in range(h_mean.size):
-        acc += max(h_mean[i], 0.0)
-        cum_h[i] = acc
-    total_h = acc
+    cum_h, total_h = _cumulative(h_mean)
     for s in prange(n_sims):
         np.random.seed(seeds[s])
         cap = 64

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ._jit import jit, jit_parallel, prange
-from .forward import _pick
+from .forward import _cumulative, _pick
 
 
 @jit
@@ -165,6 +165,22 @@ def _snap(px, py, smp_x, smp_y, order, start, x0, y0, cell_m, nx, ny, snap_d2):
 
 
 @jit
+def _place_child(x, y, wanted, kind, sigma, max_d2, d_edges2, d_cum, smp_x, smp_y, order, start, x0, y0, cell_m,
+                 nx, ny, snap_d2):
+    """A child displaced from ``(x, y)``: ``(x, y, sample point)``, the point -1 when the child is dropped.
+
+    The displacement is always drawn (the same random stream whatever happens next); the child is dropped
+    when not ``wanted`` (its time is past the window), when the displacement is cut, or off the grid.
+    """
+    dx, dy, ok = _displacement(kind, sigma, max_d2, d_edges2, d_cum)
+    if not (ok and wanted):
+        return 0.0, 0.0, -1
+    xc = x + dx
+    yc = y + dy
+    return xc, yc, _snap(xc, yc, smp_x, smp_y, order, start, x0, y0, cell_m, nx, ny, snap_d2)
+
+
+@jit
 def _push4(q_t, q_x, q_y, q_d, n, t, x, y, d):
     if n == q_t.size:
         nt = np.empty(2 * n)
@@ -231,12 +247,7 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
     mass_all = _lag_cdf(kind, max_days, theta, omega, t_edges, t_cum)
     # history: one Poisson total of still-to-come children per simulation, each child's parent drawn from
     # the cumulative means (the superposition of the per-event Poisson counts: O(children) draws)
-    cum_h = np.zeros(h_mean.size)
-    acc = 0.0
-    for i in range(h_mean.size):
-        acc += max(h_mean[i], 0.0)
-        cum_h[i] = acc
-    total_h = acc
+    cum_h, total_h = _cumulative(h_mean)
     for s in prange(n_sims):
         np.random.seed(seeds[s])
         cap = 64
@@ -265,12 +276,8 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
             c_hi = _lag_cdf(kind, hi, theta, omega, t_edges, t_cum)
             u = _lag_inverse(kind, c_lo + np.random.random() * (c_hi - c_lo), theta, omega, t_edges, t_cum)
             t = min(max(h_t[i] + u, start), np.nextafter(end, start))
-            dx, dy, ok = _displacement(kind, sigma, max_d2, d_edges2, d_cum)
-            if not ok:
-                continue
-            xc = h_x[i] + dx
-            yc = h_y[i] + dy
-            p = _snap(xc, yc, smp_x, smp_y, order, cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
+            xc, yc, p = _place_child(h_x[i], h_y[i], True, kind, sigma, max_d2, d_edges2, d_cum, smp_x, smp_y, order,
+                                     cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
             if p < 0:
                 continue
             counts[s, smp_cell[p]] += 1.0
@@ -287,12 +294,8 @@ def simulate_sepp_forward(seeds, start, horizon, bg_mean, seg_edges, seg_cum, sm
             for _ in range(nch):
                 u = _lag_inverse(kind, np.random.random() * mass_all, theta, omega, t_edges, t_cum)
                 t = t0 + u
-                dx, dy, ok = _displacement(kind, sigma, max_d2, d_edges2, d_cum)
-                if t >= end or not ok:
-                    continue
-                xc = q_x[j] + dx
-                yc = q_y[j] + dy
-                p = _snap(xc, yc, smp_x, smp_y, order, cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
+                xc, yc, p = _place_child(q_x[j], q_y[j], t < end, kind, sigma, max_d2, d_edges2, d_cum, smp_x, smp_y,
+                                         order, cell_start, hx0, hy0, hcell, hnx, hny, snap_d2)
                 if p < 0:
                     continue
                 counts[s, smp_cell[p]] += 1.0
