@@ -127,13 +127,7 @@ def simulate_grid_forward(seeds, mu, theta, omega, lag, nb_ptr, nb_idx, nb_ring,
         m_cell[c] = acc
     # background: one Poisson total per simulation, each event's (cell, type) drawn from the cumulative rates
     # (the superposition of the per-(cell, type) Poisson processes: O(events), not O(cells x types) draws)
-    cum_mu = np.zeros(n_cells * K)
-    acc = 0.0
-    for c in range(n_cells):
-        for k in range(K):
-            acc += max(mu[c, k], 0.0)
-            cum_mu[c * K + k] = acc
-    total_mu = acc
+    cum_mu, total_mu = _cumulative(mu.ravel())  # entry c * K + k
     row = np.zeros(K)
     cum_th = np.zeros((K, K))
     for k in range(K):

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..events import EventSet, to_days
+from ..events import EventSet
 from ..kernels.simulate import simulate_sepp_forward
 from ..kernels.spatial import build_hash_grid
 from . import sepp as _sepp  # candidate_pairs (circular: used at call time only)
@@ -249,7 +249,7 @@ class SEPPSimulation(SimulatedInterval):
         """Simulated counts per (simulation, cell) (:class:`~riskgrid.models.uncertainty.SimulatedInterval`)."""
         return samples
 
-    def _mean_given_events(self, start, H, events):
-        """Expected counts per cell given the training events plus ``events`` (:class:`SimulatedInterval`)."""
-        s = self.fit_end_ if start is None else float(to_days(start))
-        return self.predict(start, H).copy(data=self._mean_given_history(s, H, *self._history(events)))
+    def _mean_given_events(self, risk, s, H, events):
+        """``risk`` (:meth:`predict`'s) with the expected counts per cell given the training events plus ``events``
+        (:class:`~riskgrid.models.uncertainty.SimulatedInterval`)."""
+        return risk.copy(data=self._mean_given_history(s, H, *self._history(events)))

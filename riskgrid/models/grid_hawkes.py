@@ -18,7 +18,7 @@ from scipy.special import gammaln
 
 from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning
-from ..events import EventSet, to_days
+from ..events import EventSet
 from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
                               spread_to_neighbours, trigger_sum_em)
@@ -998,9 +998,9 @@ class GridHawkes(SimulatedInterval, RiskModel):
             tot += samples[:, r, :]
         return tot
 
-    def _mean_given_events(self, start, H, events):
-        """Expected counts per cell (summed over the forecast categories) given the training events plus ``events``."""
-        s = self.fit_end_ if start is None else float(to_days(start))
+    def _mean_given_events(self, risk, s, H, events):
+        """``risk`` (:meth:`predict`'s) with the expected counts per cell, summed over the forecast categories,
+        given the training events plus ``events`` (:class:`SimulatedInterval`)."""
         t, c, k, wt = self._history(events)
         K = len(self.categories_)
         th = self._theta_matrix(self.theta_, K)
@@ -1010,7 +1010,6 @@ class GridHawkes(SimulatedInterval, RiskModel):
         G = np.bincount(c * K + k, weights=f, minlength=P.n_cells * K).reshape(P.n_cells, K)
         spread = spread_to_neighbours(G, P.nb_ptr, P.nb_idx, P.nb_ring, self.w_)
         vals = (self.mu_ * H + (spread @ th).T)[self._target_total_rows()].sum(axis=0)
-        risk = self.predict(start, H)
         if risk.ndim == 2:
             risk = risk.sum("category", keep_attrs=True)
         return risk.copy(data=vals)

@@ -238,8 +238,9 @@ class SimulatedInterval:
     The model provides ``simulate_forecast(start, horizon_days, n_sims, seed,
     events)`` (per-category counts), ``_simulated_total(samples)`` (the counts
     summed over the forecast categories, per simulation and cell) and
-    ``_mean_given_events(start, horizon_days, events)`` (the exact mean per
-    cell given another event history, a DataArray like ``predict``'s).
+    ``_mean_given_events(risk, start_day, horizon_days, events)`` (``predict``'s
+    DataArray ``risk`` with the exact mean per cell given the training events
+    plus ``events`` instead).
     """
 
     def predict_interval(self, start=None, horizon_days: float = 7.0, level: float = 0.9, n_sims: int = 1000,
@@ -271,10 +272,9 @@ class SimulatedInterval:
         """
         self._check_fitted()
         samples = self.simulate_forecast(start, horizon_days, n_sims, seed, events)
-        if events is None:
-            risk = self.predict(start, horizon_days)
-        else:
-            risk = self._mean_given_events(start, float(horizon_days), events)
+        risk = self.predict(start, horizon_days)
+        if events is not None:
+            risk = self._mean_given_events(risk, self._start_days(start), float(horizon_days), events)
         return simulated_interval_dataset(risk, self._simulated_total(samples), level, n_sims, seed, zones)
 
 
@@ -293,7 +293,9 @@ def forecast_samples(model, start, horizon_days: float, n_sims: int, seed=None):
     sim = getattr(model, "simulate_forecast", None)
     if sim is None:
         return None
-    x = np.asarray(sim(start, horizon_days, n_sims=n_sims, seed=seed), dtype=np.float64)
+    x = sim(start, horizon_days, n_sims=n_sims, seed=seed)
+    total = getattr(model, "_simulated_total", None)  # a SimulatedInterval model sums its own categories
+    x = np.asarray(x if total is None else total(x), dtype=np.float64)
     if x.ndim == 3:
         rows = model._target_total_rows() if hasattr(model, "_target_total_rows") else slice(None)
         x = x[:, rows, :].sum(axis=1)
