@@ -30,6 +30,33 @@ ESTIMATORS = ("auto", "glm", "gbm", "blend")
 _SELECTION = ("loglik", "pai")
 
 
+
+def _check_spec(spec: FeatureSpec) -> None:
+    """Clear errors for feature settings the kernels would turn into silently empty or wrong features.
+
+    Window lengths (``*windows_days``) are positive days, ``inf`` meaning all
+    history; decay half-lives and bandwidths are positive and finite; ``rings``
+    is a whole number >= 0 and ``calendar`` a bool.
+    """
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        where = f"features.{f.name}"
+        if f.name == "rings":
+            check_int(where, value, 0)
+        elif f.name == "calendar":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{where} must be True or False, got {value!r}")
+        else:
+            if not isinstance(value, tuple):
+                raise ValueError(f"{where} must be a list of numbers, got {value!r}")
+            windows = f.name.endswith("windows_days")
+            unit = "days" if f.name.endswith("_days") else "metres"
+            for i, v in enumerate(value):
+                ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                if not ok or not (v > 0) or (not windows and not np.isfinite(v)):
+                    what = "positive numbers (inf = all history)" if windows else "positive finite numbers"
+                    raise ValueError(f"{where}[{i}] = {v!r}: every entry must be one of {what}, in {unit}")
+
 class FeatureForecaster(RiskModel):
     """Expected target events per cell from a Poisson regression on past-event features.
 
@@ -188,6 +215,7 @@ class FeatureForecaster(RiskModel):
         except TypeError as exc:
             names = [f.name for f in dataclasses.fields(FeatureSpec)]
             raise ValueError(f"features: {exc}; the feature settings are {names}") from None
+        _check_spec(spec)
         return h, (h if spacing is None else spacing), spec
 
     def _covariate_matrix(self, grid):

@@ -170,6 +170,30 @@ def test_clear_errors(sim_city):
         CountHotspot().fit(events, grid, target="a")
 
 
+@pytest.mark.parametrize("features, match", [
+    ({"windows_days": [7, -28]}, r"features.windows_days\[1\] = -28: .*positive numbers \(inf = all history\)"),
+    ({"shrunk_windows_days": [0.0]}, r"features.shrunk_windows_days\[0\] = 0.0"),
+    ({"decay_days": [3.0, float("inf")]}, r"features.decay_days\[1\] = inf: .*positive finite numbers, in days"),
+    ({"kde_bandwidths_m": [float("nan")]}, r"features.kde_bandwidths_m\[0\] = nan: .*in metres"),
+    ({"point_kde_windows_days": ["365"]}, r"features.point_kde_windows_days\[0\] = '365'"),
+    ({"rings": -1}, r"features.rings must be an integer >= 0"),
+    ({"rings": 1.5}, r"features.rings must be an integer"),
+    ({"calendar": "yes"}, r"features.calendar must be True or False"),
+    ({"ring_windows_days": 28}, r"features.ring_windows_days must be a list of numbers"),
+])
+def test_bad_feature_settings_name_the_field(sim_city, features, match):
+    """A negative or zero window used to give an empty count silently; now every setting is checked."""
+    _, events, grid = sim_city
+    with pytest.raises(ValueError, match=match):
+        FeatureForecaster(features=features).fit(events, grid)
+
+
+def test_all_history_windows_are_accepted(sim_city):
+    _, events, grid = sim_city
+    spec = FeatureForecaster(features={"windows_days": [7, float("inf")], "kde_windows_days": [float("inf")]})
+    assert spec._check_params()[2].windows_days == (7, float("inf"))
+
+
 def test_covariates_enter_as_features(sim_city):
     _, events, grid = sim_city
     end = events.t[0] + 150.0
