@@ -23,6 +23,8 @@ _N_CHUNKS = 64
 _MAX_SMOOTH_RINGS = 4
 #: range of log(nu), the strength of the background prior in pseudo-windows
 _LOG_NU_BOUNDS = (-7.0, 8.0)
+#: inside EM, a Newton step in log(nu) from the previous optimum shorter than this is taken unconfirmed
+_WARM_NEWTON_STEP = 1e-3
 #: timestamp units tried for the resolution (days) and the share of times that must be multiples
 _TIME_UNITS = (1.0, 1.0 / 24, 15.0 / 1440, 5.0 / 1440, 1.0 / 1440, 1.0 / 86400)
 _TIME_UNIT_SHARE = 0.95
@@ -106,7 +108,7 @@ class _Smoother:
         cum = np.cumsum(ring_sum[:, 1:, :], axis=1)
         return [(cum[:, s, :] + g) / (self.n_cum[:, s] + 1.0)[:, None] for s in range(self.S)]
 
-    def fit(self, B, rings=None, V=None):
+    def fit(self, B, rings=None, V=None, warm=False):
         """Best ``(m, nu, rings)`` by the expected negative-binomial marginal likelihood of the counts.
 
         ``B``: (n_cells, K) expected background counts; ``V``: their variances
@@ -119,6 +121,12 @@ class _Smoother:
         issue 13).
 
         ``rings``: the neighbourhood is given (only ``nu`` is fitted).
+        ``warm``: called again inside an iteration whose counts change a
+        little between calls (EM): a Newton step from the previous optimum
+        shorter than :data:`_WARM_NEWTON_STEP` is taken without a second
+        evaluation to confirm it (its error is of the order of its square; the
+        iteration's next call corrects it, and at the iteration's fixed point
+        the step is zero).
 
         For each neighbourhood, ``log nu`` maximises the marginal by a
         safeguarded Newton iteration (bracketing, analytic derivatives from
@@ -137,7 +145,7 @@ class _Smoother:
             pos = Bo > 0
             b1, v1, m1 = (np.ascontiguousarray(a[pos]) for a in (Bo, Vo, mo))
             m_zero = float(mo[~pos].sum())
-            z = self._newton(b1, v1, m1, m_zero, self.z_prev.get(s, 0.0))
+            z = self._newton(b1, v1, m1, m_zero, self.z_prev.get(s, 0.0), warm and s in self.z_prev)
             self.z_prev[s] = z
             nu = math.exp(z)
             if rings is not None:
@@ -160,8 +168,8 @@ class _Smoother:
         return (B + nu * m) / (1.0 + nu)
 
     @staticmethod
-    def _newton(b1, v1, m1, m_zero, z):
-        """``log nu`` in ``_LOG_NU_BOUNDS`` maximising the marginal (see :meth:`fit`)."""
+    def _newton(b1, v1, m1, m_zero, z, warm=False):
+        """``log nu`` in ``_LOG_NU_BOUNDS`` maximising the marginal (see :meth:`fit`; ``warm``: there)."""
         lo, hi = _LOG_NU_BOUNDS
         z = min(max(z, lo), hi)
         for _ in range(200):
@@ -184,7 +192,8 @@ class _Smoother:
             if not lo < z_new < hi:  # outside the bracket: bisect
                 z_new, newton = 0.5 * (lo + hi), False
             # a Newton step of size h leaves an error of order h^2: stop once that is below 1e-10
-            if abs(z_new - z) <= (1e-5 if newton else 1e-10):
+            # (warm, inside EM: below _WARM_NEWTON_STEP^2)
+            if abs(z_new - z) <= ((_WARM_NEWTON_STEP if warm else 1e-5) if newton else 1e-10):
                 z = z_new
                 break
             z = z_new

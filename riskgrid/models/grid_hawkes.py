@@ -804,7 +804,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
             var = np.zeros_like(mu_num)  # the counts' variances: their dispersion enters the marginal
             background_count_variance(P.cell_ptr, P.typ, P.wt, np.ascontiguousarray(mu), lam, var)
             with threads_for_work(ctx["smooth"].work(mu_num.shape[1])):
-                m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"), var)
+                m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"), var, warm=True)
             ctx["prior"] = (m, nu, rings)
             a = nu * m
             lam_c = np.maximum(mu * window, 1e-300)
