@@ -17,9 +17,11 @@ families (``--models``, comma separated):
 * ``base`` - CountHotspot, KDEHotspot, ProspectiveHotspot, GridHawkes at their defaults
   (GridHawkes warm-started across origins: same optimum within its EM tolerance);
 * ``grid`` - a small grid of baseline variants (windows, bandwidths, rings);
-* ``ff`` - FeatureForecaster with its defaults (estimator chosen by
-  validation inside each training window, re-learned every 28 days);
-* ``ffglm`` - FeatureForecaster with the Poisson GLM only;
+* ``ff`` - FeatureForecaster with its defaults (the Poisson GLM, re-learned every 28 days);
+* ``ffauto`` - FeatureForecaster with ``estimator="auto"`` (GLM, GLM + trees or trees, chosen
+  by validation inside each training window, one-standard-error rule);
+* ``ffglm`` - FeatureForecaster with ``estimator="glm"`` spelled out (today the default; kept so
+  older tables can be re-run under their names);
 * ``select`` - WalkForwardSearch over the default baselines and
   FeatureForecaster (chosen on the 4 windows before each origin).
 
@@ -75,6 +77,8 @@ def models_for(families: list[str]) -> dict:
         out["GridHawkes r=0"] = make_model("GridHawkes", spillover_rings=0)
     if "ff" in families:
         out["FeatureForecaster"] = make_model("FeatureForecaster")
+    if "ffauto" in families:
+        out["FeatureForecaster auto"] = make_model("FeatureForecaster", estimator="auto")
     if "ffglm" in families:
         out["FeatureForecaster glm"] = make_model("FeatureForecaster", estimator="glm")
     if "noind" in families:  # same model, indicators not used: the ablation inside one run
@@ -90,7 +94,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", choices=sorted(TARGETS))
     ap.add_argument("--horizon", type=float, default=7.0, help="forecast window and origin spacing (days)")
-    ap.add_argument("--models", default="base,ff", help="families: base, grid, ff, select (comma separated)")
+    ap.add_argument("--models", default="base,ff", help="families: base, grid, ff, ffauto, ffglm, noind, select (comma separated)")
     ap.add_argument("--no-indicators", action="store_true", help="ablation: drop the indicator categories")
     ap.add_argument("--reference", default="KDEHotspot", help="model the paired differences are taken against")
     ap.add_argument("--resolution", type=int, default=9)

@@ -27,6 +27,9 @@ __all__ = ["FeatureForecaster", "ESTIMATORS"]
 
 #: estimator choices; ``"auto"`` picks one of the others by validation inside the training window
 ESTIMATORS = ("auto", "glm", "gbm", "blend")
+#: ``"auto"``'s candidates from the least to the most flexible (its one-standard-error rule takes the first
+#: within one standard error of the best)
+_SIMPLEST_FIRST = ("glm", "blend", "gbm")
 _SELECTION = ("loglik", "pai")
 
 
@@ -75,14 +78,20 @@ class FeatureForecaster(RiskModel):
     origin_spacing_days : float or None
         Days between panel origins (default: ``horizon_days``, so labels do not
         overlap).
-    estimator : {"auto", "glm", "gbm", "blend"}
-        ``"glm"``: :class:`sklearn.linear_model.PoissonRegressor` on
-        log-transformed, standardised features; ``"gbm"``:
+    estimator : {"glm", "auto", "gbm", "blend"}
+        ``"glm"`` (default): :class:`sklearn.linear_model.PoissonRegressor` on
+        log-transformed, standardised features (the forecast decomposes into
+        per-feature factors, :meth:`feature_contributions`, which is what a
+        zone's explanation needs); ``"gbm"``:
         :class:`sklearn.ensemble.HistGradientBoostingRegressor` with the
         Poisson loss; ``"blend"``: the mean of both forecasts; ``"auto"``:
-        whichever of the three scores best on the latest
-        ``validation_days`` of training origins (fitted on the earlier ones),
-        then refitted on every origin.
+        the three are fitted on the earlier training origins and scored on
+        the latest ``validation_days`` of them, and the simplest (glm, then
+        blend, then gbm) whose score is within one standard error of the best
+        is refitted on every origin (the one-standard-error rule: the
+        standard error of the paired per-origin difference from the best; a
+        more flexible learner must beat the GLM by more than the noise of the
+        validation weeks).
     selection_metric : {"loglik", "pai"}
         What ``"auto"`` maximises on the validation origins: the held-out
         Poisson log-likelihood, or the mean hit rate of the top
@@ -130,7 +139,12 @@ class FeatureForecaster(RiskModel):
     estimator_ : str
         The estimator used (``"auto"`` resolved).
     validation_scores_ : dict
-        ``{estimator: score}`` on the validation origins (``"auto"`` only).
+        ``{estimator: score}`` on the validation origins (``"auto"`` only):
+        the total Poisson log-likelihood (nats) or the mean hit rate.
+    validation_standard_errors_ : dict
+        ``{estimator: standard error}`` of its score's difference from the
+        best score (paired over validation origins, same units; ``"auto"``
+        only).
     panel_origins_ : ndarray
         Training origins (days).
     n_panel_rows_ : int
@@ -160,7 +174,7 @@ class FeatureForecaster(RiskModel):
         horizon_days: float | None = None,
         panel_days: float = 365.0,
         origin_spacing_days: float | None = None,
-        estimator: str = "auto",
+        estimator: str = "glm",
         selection_metric: str = "loglik",
         selection_coverage: float = 0.01,
         validation_days: float = 91.0,
@@ -293,7 +307,7 @@ class FeatureForecaster(RiskModel):
         w2 = self._row_weights(X, names)
         self._transform_fit(X2)
         choice = self.estimator
-        self.validation_scores_ = {}
+        self.validation_scores_, self.validation_standard_errors_ = {}, {}
         if choice == "auto":
             choice = self._select(X2, y2, w2, o_idx, origins, spacing)
         keep, wk = self._subsample(y2, w2)
@@ -303,6 +317,7 @@ class FeatureForecaster(RiskModel):
             "panel_origins_": origins,
             "estimator_": choice,
             "validation_scores_": self.validation_scores_,
+            "validation_standard_errors_": self.validation_standard_errors_,
             "models_": self._learn(choice, X2[keep], y2[keep], wk),
             "n_panel_rows_": int(keep.size),
             "log_cols_": self.log_cols_,
@@ -394,18 +409,23 @@ class FeatureForecaster(RiskModel):
             preds.append(models["gbm"].predict(X))
         return np.mean(preds, axis=0)
 
-    def _score_block(self, mu, y, n_cells):
-        """Validation score of forecasts ``mu`` for counts ``y`` (rows: origins x cells)."""
-        if self.selection_metric == "loglik":
-            return poisson_loglik(mu, y)
+    def _origin_scores(self, mu, y, n_cells):
+        """Validation score of forecasts ``mu`` for counts ``y`` per origin (rows: origins x cells).
+
+        The Poisson log-likelihood (nats) of each origin's cells, or the hit
+        rate of its top ``selection_coverage`` of cells (NaN for an origin
+        without target events).
+        """
         mu, y = mu.reshape(-1, n_cells), y.reshape(-1, n_cells)
+        if self.selection_metric == "loglik":
+            return np.array([poisson_loglik(m_o, y_o) for m_o, y_o in zip(mu, y)])
         k = max(1, int(round(self.selection_coverage * n_cells)))
-        hits = []
-        for m_o, y_o in zip(mu, y):
+        hits = np.full(mu.shape[0], np.nan)
+        for o, (m_o, y_o) in enumerate(zip(mu, y)):
             if y_o.sum() > 0:
                 top = np.argsort(-m_o, kind="stable")[:k]
-                hits.append(y_o[top].sum() / y_o.sum())
-        return float(np.mean(hits)) if hits else -np.inf
+                hits[o] = y_o[top].sum() / y_o.sum()
+        return hits
 
     def _select(self, X, y, w, o_idx, origins, spacing):
         """Pick glm / gbm / blend on the latest ``validation_days`` of origins (fitted on the earlier ones)."""
@@ -415,12 +435,25 @@ class FeatureForecaster(RiskModel):
         keep, wk = self._subsample(y[tr], w[tr])
         fitted = self._learn("blend", X[tr][keep], y[tr][keep], wk)
         n_cells = len(self.grid_)
-        scores = {}
-        for name in ("glm", "gbm", "blend"):
+        per = {}
+        for name in _SIMPLEST_FIRST:
             sub = fitted if name == "blend" else {name: fitted[name]}
-            scores[name] = self._score_block(self._predict_rows(sub, X[va]), y[va], n_cells)
-        self.validation_scores_ = scores
-        return max(scores, key=lambda k: (scores[k], -("glm", "blend", "gbm").index(k)))
+            per[name] = self._origin_scores(self._predict_rows(sub, X[va]), y[va], n_cells)
+        ok = np.all([np.isfinite(v) for v in per.values()], axis=0)  # origins every candidate is scored on
+        if not ok.any():  # no validation origin has a target event (hit rate undefined): the simplest
+            self.validation_scores_ = {k: -np.inf for k in per}
+            self.validation_standard_errors_ = {k: 0.0 for k in per}
+            return _SIMPLEST_FIRST[0]
+        # the score: total log-likelihood, or mean hit rate, over the scored origins
+        scale = float(ok.sum()) if self.selection_metric == "loglik" else 1.0
+        scores = {k: float(np.mean(v[ok])) * scale for k, v in per.items()}
+        best = max(_SIMPLEST_FIRST, key=lambda k: scores[k])  # ties: the simplest (max keeps the first)
+        se = {}
+        for k, v in per.items():
+            d = per[best][ok] - v[ok]
+            se[k] = float(np.std(d, ddof=1) / math.sqrt(d.size)) * scale if d.size > 1 else 0.0
+        self.validation_scores_, self.validation_standard_errors_ = scores, se
+        return next(k for k in _SIMPLEST_FIRST if scores[best] - scores[k] <= se[k])
 
     # -------------------------------------------------------------- predict
     def _predict(self, start_days, horizon_days):
