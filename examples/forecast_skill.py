@@ -3,6 +3,7 @@
 Three targets (../shared/data, outside the repository):
 
 * ``burglary`` - Chicago burglary, origins through 2017;
+* ``burglary_all`` - the same burglary target with every other Chicago category as an indicator;
 * ``violent`` - Chicago violent crime (BATTERY, ASSAULT, ROBBERY, HOMICIDE,
   WEAPONS VIOLATION) with the indicators NARCOTICS, CRIMINAL DAMAGE,
   CRIMINAL TRESPASS and PUBLIC PEACE VIOLATION (``--no-indicators`` for the
@@ -53,6 +54,8 @@ VIOLENT_INDICATORS = ["NARCOTICS", "CRIMINAL DAMAGE", "CRIMINAL TRESPASS", "PUBL
 #: target -> (file, target categories (None: all), indicators, history start, first origin, end of origins)
 TARGETS = {
     "burglary": ("chicago_2016_2017.parquet", ["BURGLARY"], [], None, "2017-01-01", "2018-01-01"),
+    # the same target, every other category of the file an indicator ("*")
+    "burglary_all": ("chicago_2016_2017.parquet", ["BURGLARY"], "*", None, "2017-01-01", "2018-01-01"),
     "violent": ("chicago_2016_2017.parquet", VIOLENT, VIOLENT_INDICATORS, None, "2017-01-01", "2018-01-01"),
     "nyc": ("nyc_shootings_2006_2019.parquet", None, [], "2013-01-01", "2018-01-01", "2019-09-24"),
 }
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
     if hist is not None:
         events = events.between(hist, None)
     target = list(events.categories) if target is None else target
+    if indicators == "*":
+        indicators = [c for c in events.categories if c not in target]
     indicators = [] if args.no_indicators else indicators
     events = events.select(target + indicators)
     # study area: the target events before the first origin (the job's rule)
