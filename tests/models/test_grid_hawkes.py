@@ -682,6 +682,28 @@ def test_recovery_long_delays_with_displacement(seed, theta, omega, rate):
     assert m.omega_ == pytest.approx(omega, rel=0.10)
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "issue 13, known failure on dense data: 10^5 events in a year on a 10 km city with hotspots (80 per cell), "
+    "150 m displacement, 1 ring: theta 0.202 against the 0.286 that lands within one ring (-29 %; seeds 2 and 3: "
+    "-34 %, -32 %; 3x10^5 and 10^6 events on 30 km: 0.23 against 0.29). background='cell' is as low; nu is set by "
+    "the cells at the study area's edge and on the hotspots' flanks (README, Grid Hawkes model)"))
+def test_recovery_dense_hotspot_city():
+    """The benchmark city's settings at 10^5 events: theta should come back within 10 % of the share of
+    offspring landing within one ring of their parent's cell (counted from the simulation); it does not."""
+    df, ev = _sim(n_days=365, background_rate=100_000 / 365 * 0.7, theta=0.3, omega=0.2, sigma_m=150,
+                  extent_m=10_000, seed=1)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
+    cell = grid.assign(ev)
+    child = df["parent"].to_numpy() >= 0
+    parent = df["parent"].to_numpy()[child]
+    ids = np.asarray(grid.cells, dtype=np.uint64)
+    near = np.array([h3i.grid_distance(a, b) <= 1 for a, b in zip(ids[cell[child]], ids[cell[parent]])])
+    theta_within_ring = child.mean() * near.mean()
+    assert 0.28 < theta_within_ring < 0.3  # ~97 % of the offspring
+    m = GridHawkes(spillover_rings=1).fit(ev, grid)
+    assert m.theta_ == pytest.approx(theta_within_ring, rel=0.10)
+
+
 def test_prior_strength_at_its_bound_is_flagged(monkeypatch):
     """A fit whose prior strength nu ends at its upper bound (every cell's background its neighbourhood's mean)
     raises a ConvergenceWarning naming it; the same fit with the usual bound does not. The bound is lowered
