@@ -216,7 +216,9 @@ def _ring_sizes(R: int) -> np.ndarray:
 class _Prepared:
     """Events of one window sorted by (cell, time), with the CSR arrays and streams the kernel needs."""
 
-    def __init__(self, t, cell, typ, wt, n_cells, K, t0, nb, n_in):
+    def __init__(self, t, cell, typ, wt, n_cells, K, t0, nb, n_in, streams=True):
+        """``streams=False``: only the events' (cell, time) order and CSR offsets, for the own-cell sums
+        of the start values (no neighbourhood streams, no E-step on this object)."""
         order = np.lexsort((t, cell))
         self.order = order
         self.t_abs = np.ascontiguousarray(t[order], dtype=np.float64)
@@ -231,6 +233,12 @@ class _Prepared:
         self.cell_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         nb_ptr, nb_idx, nb_ring = nb
         self.nb_ptr, self.nb_idx, self.nb_ring = nb_ptr, nb_idx, nb_ring
+        self.n_cells = n_cells
+        self.n_in = n_in
+        self._per_type = None
+        self._per_type_order = None
+        if not streams:
+            return
         self.stream_ptr, self.stream_t, self.stream_code, self.stream_w = build_streams(
             self.t, self.typ, self.wt, self.cell_ptr, nb_ptr, nb_idx, nb_ring, K
         )
@@ -240,9 +248,31 @@ class _Prepared:
         n_chunks = int(min(_N_CHUNKS, n_cells))
         cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_chunks) / n_chunks, side="right")
         self.chunk_ptr = np.unique(np.concatenate([[0], cuts, [n_cells]])).astype(np.int64)
-        self.n_cells = n_cells
-        self.n_in = n_in
-        self._per_type = None
+
+    def own_cell_view(self, nb0, n_in0):
+        """The same events on the ring-0 neighbourhood ``nb0`` without streams (the start values' own-cell model).
+
+        Shares this object's arrays and its (type, cell, time) order instead of sorting again; ``order`` is
+        the identity (the events are already in (cell, time) order).
+        """
+        view = object.__new__(_Prepared)
+        view.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith(("stream_", "chunk_"))})
+        view.order = np.arange(len(self))
+        view.nb_ptr, view.nb_idx, view.nb_ring = nb0
+        view.n_in = n_in0
+        view._per_type = None
+        view._per_type_order = self.per_type_order() if self.K > 1 else None
+        return view
+
+    def per_type_order(self):
+        """``(order, cell_ptr)`` of the (type, cell, time) order, built on first use (see :meth:`per_type_layout`)."""
+        if self._per_type_order is None:
+            n = self.n_cells
+            vcell = self.typ * n + self.cell
+            order = np.lexsort((self.t, vcell))
+            counts = np.bincount(vcell, minlength=n * self.K)
+            self._per_type_order = (order, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        return self._per_type_order
 
     def per_type_layout(self):
         """The streams for a diagonal ``theta`` (each type excites only itself), built on first use.
@@ -258,10 +288,8 @@ class _Prepared:
         """
         if self._per_type is None:
             K, n = self.K, self.n_cells
-            vcell = self.typ * n + self.cell
-            order = np.lexsort((self.t, vcell))
-            counts = np.bincount(vcell, minlength=n * K)
-            cell_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            order, cell_ptr = self.per_type_order()
+            counts = np.diff(cell_ptr)
             deg = np.diff(self.nb_ptr)
             nb_ptr = np.concatenate([[0], np.cumsum(np.tile(deg, K))]).astype(np.int64)
             nb_idx = (self.nb_idx[None, :] + n * np.arange(K)[:, None]).ravel().astype(np.int64)

@@ -418,7 +418,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
         if P.K == 1:  # events already in (cell, time) order
             order, cell_ptr, t, wt = None, P.cell_ptr, P.t, P.wt
         else:  # (type, cell, time) order
-            order, cell_ptr = P.per_type_layout()[:2]
+            order, cell_ptr = P.per_type_order()
             t, wt = np.ascontiguousarray(P.t[order]), np.ascontiguousarray(P.wt[order])
         with threads_for_work(_estep_work(len(P), len(P), 1)):
             g_v = cell_trigger_sums(t, wt, cell_ptr, float(omega), float(lag))
@@ -720,7 +720,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
         P, window, K, R = ctx["P"], ctx["window"], ctx["K"], ctx["n_full"].size - 1
         lo = 3.0 / window
         hi = max(1.0 / max(self.time_resolution_days_, 10.0 / 86400.0), 10.0 * lo)
-        own = _Prepared(P.t_abs, P.cell, P.typ, P.wt, P.n_cells, K, P.t0, ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
+        own = P.own_cell_view(ctx["nb0"], P.n_in[:, :1]) if R > 0 else P
         n_ct = P.n_cells * K
         # many events: the candidates are scored on the events of an even stride through the occupied cells
         # (the own-cell model's cells are independent given theta and omega), the best one once on all
@@ -731,7 +731,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
             keep_cell[occupied[::-(-len(own) // _START_MAX_EVENTS)]] = True
             k = keep_cell[own.cell]
             sub = _Prepared(own.t_abs[k], own.cell[k], own.typ[k], own.wt[k], P.n_cells, K, P.t0, ctx["nb0"],
-                            P.n_in[:, :1])
+                            P.n_in[:, :1], streams=False)
         cands = {}
 
         def fit_at(data, omega, steps):
