@@ -457,6 +457,33 @@ def nb_marginal_terms(B, V, m, nu, derivatives):
     return out[0], out[1], out[2]
 
 
+@jit_parallel
+def gamma_log_prior(mu, m, nu, window):
+    """Log density of the backgrounds' counts under the smoothed background's gamma prior, summed.
+
+    Each entry's count ``x = mu window`` (floored at 1e-300) has the gamma
+    density of shape ``a + 1`` and rate ``nu`` with ``a = nu m``:
+    ``a log x - nu x + (a + 1) log nu - lgamma(a + 1)``. ``mu`` and ``m`` are
+    flat float64 arrays of equal size (per cell and type: events/day and prior
+    mean counts per window); ``nu`` > 0; ``window`` in days. Summed in a fixed
+    order of :data:`_NB_CHUNKS` chunks (the same result for any thread count).
+    """
+    n = mu.size
+    log_nu = math.log(nu)
+    parts = np.zeros(_NB_CHUNKS)
+    for h in prange(_NB_CHUNKS):
+        v = 0.0
+        for i in range(h * n // _NB_CHUNKS, (h + 1) * n // _NB_CHUNKS):
+            a = nu * m[i]
+            x = max(mu[i] * window, 1e-300)
+            v += a * math.log(x) - nu * x + (a + 1.0) * log_nu - math.lgamma(a + 1.0)
+        parts[h] = v
+    out = 0.0
+    for h in range(_NB_CHUNKS):
+        out += parts[h]
+    return out
+
+
 @jit
 def gap_mixture_em(g, b, lam, pi, n_iter, rtol):
     """EM for the rate of the fast component of a two-exponential mixture of gaps.

@@ -14,14 +14,13 @@ import math
 import warnings
 
 import numpy as np
-from scipy.special import gammaln
 
 from .._runtime import threads_for_work
 from ..errors import ConvergenceWarning
 from ..events import EventSet
 from ..kernels.forward import simulate_grid_forward
-from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, hawkes_estep, one_cell_mle, one_cell_trigger_sums,
-                              spread_to_neighbours, trigger_sum_em)
+from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, gamma_log_prior, hawkes_estep, one_cell_mle,
+                              one_cell_trigger_sums, spread_to_neighbours, trigger_sum_em)
 from ._base import RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
                            time_resolution_days)
@@ -806,9 +805,8 @@ class GridHawkes(SimulatedInterval, RiskModel):
             with threads_for_work(ctx["smooth"].work(mu_num.shape[1])):
                 m, nu, rings = ctx["smooth"].fit(mu_num, ctx.get("smooth_rings"), var, warm=True)
             ctx["prior"] = (m, nu, rings)
-            a = nu * m
-            lam_c = np.maximum(mu * window, 1e-300)
-            ll += float(np.sum(a * np.log(lam_c) - nu * lam_c + (a + 1.0) * math.log(nu) - gammaln(a + 1.0)))
+            ll += gamma_log_prior(np.ascontiguousarray(mu, dtype=np.float64).ravel(),
+                                  np.ascontiguousarray(m, dtype=np.float64).ravel(), float(nu), float(window))
         new = self._mstep(P, mu_num, trig, dtn, theta, omega, w, tau, decay, per_edge, window, ctx["n_full"],
                           ctx["cross"], K)
         if ctx["smooth"] is not None:  # posterior mode of the backgrounds
