@@ -33,7 +33,6 @@ _SIMPLEST_FIRST = ("glm", "blend", "gbm")
 _SELECTION = ("loglik", "pai")
 
 
-
 def _check_spec(spec: FeatureSpec) -> None:
     """Clear errors for feature settings the kernels would turn into silently empty or wrong features.
 
@@ -59,6 +58,7 @@ def _check_spec(spec: FeatureSpec) -> None:
                 if not ok or not (v > 0) or (not windows and not np.isfinite(v)):
                     what = "positive numbers (inf = all history)" if windows else "positive finite numbers"
                     raise ValueError(f"{where}[{i}] = {v!r}: every entry must be one of {what}, in {unit}")
+
 
 class FeatureForecaster(RiskModel):
     """Expected target events per cell from a Poisson regression on past-event features.
