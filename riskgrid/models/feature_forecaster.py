@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..metrics import poisson_loglik
+from ..metrics import hit_rate, n_flagged, poisson_loglik
 from ._base import RiskModel, check_int, check_number
 from ._panel import FeatureSpec, build_features, panel_labels
 
@@ -334,7 +334,7 @@ class FeatureForecaster(RiskModel):
         if self.top_weight is None:
             return w
         ref = X[..., names.index("target_cnt_365d_r0")] if "target_cnt_365d_r0" in names else X[..., 0]
-        k = max(1, int(round(self.selection_coverage * X.shape[1])))
+        k = n_flagged(X.shape[1], self.selection_coverage)
         top = ref >= -np.sort(-ref, axis=1)[:, k - 1:k]
         w[top.reshape(-1)] = float(self.top_weight)
         return w
@@ -419,13 +419,7 @@ class FeatureForecaster(RiskModel):
         mu, y = mu.reshape(-1, n_cells), y.reshape(-1, n_cells)
         if self.selection_metric == "loglik":
             return np.array([poisson_loglik(m_o, y_o) for m_o, y_o in zip(mu, y)])
-        k = max(1, int(round(self.selection_coverage * n_cells)))
-        hits = np.full(mu.shape[0], np.nan)
-        for o, (m_o, y_o) in enumerate(zip(mu, y)):
-            if y_o.sum() > 0:
-                top = np.argsort(-m_o, kind="stable")[:k]
-                hits[o] = y_o[top].sum() / y_o.sum()
-        return hits
+        return np.array([hit_rate(m_o, y_o, self.selection_coverage) for m_o, y_o in zip(mu, y)])
 
     def _select(self, X, y, w, o_idx, origins, spacing):
         """Pick glm / gbm / blend on the latest ``validation_days`` of origins (fitted on the earlier ones)."""
