@@ -96,6 +96,29 @@ def models_for(families: list[str]) -> dict:
     return out
 
 
+def load_target(name: str, no_indicators: bool = False, resolution: int = 9):
+    """``(events, grid, target, indicators, start, end)`` of a comparison target, or ``None`` (printed) without data.
+
+    ``events`` hold the target and indicator categories; the grid is the
+    study area of the nightly job's rule: the target events before ``start``.
+    """
+    file, target, indicators, hist, start, end = TARGETS[name]
+    path = DATA / file
+    if not path.exists():
+        print(f"skipped: {path} not found (the shared data folder ../shared/data is outside the repository)")
+        return None
+    events = rg.read_events(path, category="category")
+    if hist is not None:
+        events = events.between(hist, None)
+    target = list(events.categories) if target is None else target
+    if indicators == "*":
+        indicators = [c for c in events.categories if c not in target]
+    indicators = [] if no_indicators else indicators
+    events = events.select(target + indicators)
+    grid = rg.HexGrid.from_events(events.select(target).between(None, start), resolution=resolution)
+    return events, grid, target, indicators, start, end
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("target", choices=sorted(TARGETS))
@@ -106,21 +129,10 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=9)
     args = ap.parse_args(argv)
 
-    file, target, indicators, hist, start, end = TARGETS[args.target]
-    path = DATA / file
-    if not path.exists():
-        print(f"skipped: {path} not found (the shared data folder ../shared/data is outside the repository)")
+    loaded = load_target(args.target, args.no_indicators, args.resolution)
+    if loaded is None:
         return 0
-    events = rg.read_events(path, category="category")
-    if hist is not None:
-        events = events.between(hist, None)
-    target = list(events.categories) if target is None else target
-    if indicators == "*":
-        indicators = [c for c in events.categories if c not in target]
-    indicators = [] if args.no_indicators else indicators
-    events = events.select(target + indicators)
-    # study area: the target events before the first origin (the job's rule)
-    grid = rg.HexGrid.from_events(events.select(target).between(None, start), resolution=args.resolution)
+    events, grid, target, indicators, start, end = loaded
     families = args.models.split(",")
     models = models_for(families)
     t0 = time.perf_counter()

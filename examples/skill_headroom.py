@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 import riskgrid as rg
-from forecast_skill import DATA, TARGETS
+from forecast_skill import TARGETS, load_target
 
 
 def headroom(events: rg.EventSet, grid: rg.HexGrid, start, end, horizon_days: float) -> pd.DataFrame:
@@ -79,18 +79,11 @@ def main(argv=None) -> int:
     ap.add_argument("--horizon", type=float, default=7.0, help="window length, days (default 7)")
     ap.add_argument("--resolution", type=int, default=9)
     args = ap.parse_args(argv)
-    file, target, _indicators, hist, start, end = TARGETS[args.target]
-    path = DATA / file
-    if not path.exists():
-        print(f"skipped: {path} not found (the shared data folder ../shared/data is outside the repository)")
+    loaded = load_target(args.target, no_indicators=True, resolution=args.resolution)
+    if loaded is None:
         return 0
-    events = rg.read_events(path, category="category")
-    if hist is not None:
-        events = events.between(hist, None)
-    if target is not None:
-        events = events.select(target)
-    # the study area of forecast_skill.py: the target events before the first origin
-    grid = rg.HexGrid.from_events(events.between(None, start), resolution=args.resolution)
+    events, grid, target, _, start, end = loaded
+    events = events.select(target)
     out = headroom(events, grid, start, end, args.horizon)
     print(f"{args.target}, {args.horizon:g}-day windows from {start} to {end}, {len(grid)} cells:")
     print(out.round(2).to_string())
