@@ -78,6 +78,22 @@ class FeatureForecaster(RiskModel):
     origin_spacing_days : float or None
         Days between panel origins (default: ``horizon_days``, so labels do not
         overlap).
+    min_history_days : float or None
+        Days of observed history (since the first event passed to ``fit``) a
+        panel origin needs. Look-back windows reaching before the data's start
+        are divided by their observed length, so their rates are noisier than
+        at later origins, and a learner trained on such rows gives long
+        windows too little weight (regression dilution). ``None`` (default):
+        half the longest finite look-back window of ``features`` (182.5 days
+        by default), but at most half the history before the last panel
+        origin, so a short fit window keeps its later half; never less than
+        ``min(28, horizon_days)``. Measured against the old minimum of
+        ``min(28, horizon_days)`` on Chicago 2017 (data from 2016; paired
+        bootstrap 95 %): burglary held-out log-likelihood +0.69 [+0.40, +1.00]
+        nats per weekly origin and +0.38 [+0.23, +0.54] per 3.5-day origin,
+        violent crime +1.06 [-0.16, +2.43] and +0.91 [+0.25, +1.59]; PAI@1 %
+        within noise (-0.05, +0.03, +0.02, -0.00). A fit with years of
+        history before its panel (NYC shootings) is unchanged, bit for bit.
     estimator : {"glm", "auto", "gbm", "blend"}
         ``"glm"`` (default): :class:`sklearn.linear_model.PoissonRegressor` on
         log-transformed, standardised features (the forecast decomposes into
@@ -174,6 +190,7 @@ class FeatureForecaster(RiskModel):
         horizon_days: float | None = None,
         panel_days: float = 365.0,
         origin_spacing_days: float | None = None,
+        min_history_days: float | None = None,
         estimator: str = "glm",
         selection_metric: str = "loglik",
         selection_coverage: float = 0.01,
@@ -190,6 +207,7 @@ class FeatureForecaster(RiskModel):
         self.horizon_days = horizon_days
         self.panel_days = panel_days
         self.origin_spacing_days = origin_spacing_days
+        self.min_history_days = min_history_days
         self.estimator = estimator
         self.selection_metric = selection_metric
         self.selection_coverage = selection_coverage
@@ -207,6 +225,7 @@ class FeatureForecaster(RiskModel):
     def _check_params(self):
         h = 7.0 if self.horizon_days is None else check_number("horizon_days", self.horizon_days, unit="days")
         check_number("panel_days", self.panel_days, unit="days")
+        check_number("min_history_days", self.min_history_days, allow_none=True, inclusive=True, unit="days")
         spacing = check_number("origin_spacing_days", self.origin_spacing_days, allow_none=True, unit="days")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
@@ -284,18 +303,30 @@ class FeatureForecaster(RiskModel):
                 setattr(self, k, v)
         self.learn_end_ = learn_end
 
+    def _min_history(self, last: float, h: float) -> float:
+        """Days of history the first panel origin needs (see ``min_history_days``); ``last``: the last origin."""
+        if self.min_history_days is not None:
+            return max(float(self.min_history_days), min(28.0, h))
+        spec = self.spec_
+        finite = [w for f in dataclasses.fields(spec) if f.name.endswith("windows_days")
+                  for w in getattr(spec, f.name) if math.isfinite(w)]
+        half = 0.5 * max(finite, default=0.0)
+        return max(min(half, 0.5 * (last - self.data_start_)), min(28.0, h))
+
     def _learn_panel(self, events, cell, grid, learn_end, h, spacing) -> dict:
         """Build the training panel ending at ``learn_end`` (days) and learn the estimator."""
         last = learn_end - h
-        first = max(learn_end - float(self.panel_days), self.data_start_ + min(28.0, h))
+        min_history = self._min_history(last, h)
+        first = max(learn_end - float(self.panel_days), self.data_start_ + min_history)
         n = int(math.floor((last - first) / spacing + 1e-9)) + 1
         origins = last - spacing * np.arange(max(n, 0))[::-1]
         n_target = float(np.isin(events.codes, self.target_codes_)[(cell >= 0) & (events.t < learn_end)].sum())
         if origins.size < 4:
             raise ValueError(
                 f"FeatureForecaster needs at least 4 training origins (got {max(origins.size, 0)}): the fit window "
-                f"({learn_end - self.data_start_:.1f} days of events before the learning point) must exceed ~28 days "
-                f"+ 4 x origin_spacing_days ({spacing:g}) inside panel_days ({self.panel_days:g})"
+                f"holds {learn_end - self.data_start_:.1f} days of events before the learning point; origins are "
+                f"origin_spacing_days ({spacing:g}) apart from horizon_days ({h:g}) before it back to "
+                f"min(panel_days ({self.panel_days:g}), the history less min_history_days ({min_history:.1f}))"
             )
         if n_target < 10:
             raise ValueError(f"FeatureForecaster needs at least 10 target events in the grid to learn from, got {n_target:g}")

@@ -173,6 +173,26 @@ def test_clear_errors(sim_city):
         CountHotspot().fit(events, grid, target="a")
 
 
+def test_panel_origins_need_history(sim_city):
+    """Panel origins start once half the longest finite look-back window (365 days: 182.5) has been observed,
+    or half the history before the last origin when the fit window is shorter; ``min_history_days`` sets it."""
+    _, events, grid = sim_city
+    start = events.t[0]
+    end = start + 150.0
+    short = {"windows_days": [7, 91, float("inf")], "ring_windows_days": [28], "kde_windows_days": [28, 91],
+             "point_kde_windows_days": [91, float("inf")], "indicator_windows_days": [28]}
+    for params, expect in (({}, (150.0 - 7.0) / 2),  # 365-day windows, but only 143 days before the last origin
+                           ({"features": short}, 91.0 / 2),  # half the longest finite window
+                           ({"min_history_days": 0.0}, 7.0),  # never less than min(28, horizon_days)
+                           ({"min_history_days": 60.0}, 60.0)):
+        m = FeatureForecaster(refit_every_days=None, **params).fit(events, grid, end=end)
+        first = m.panel_origins_[0] - start
+        assert expect <= first < expect + 7.0, params  # the first origin on the weekly schedule back from the end
+        assert m.panel_origins_[-1] == pytest.approx(end - 7.0)
+    with pytest.raises(ValueError, match="min_history_days must be a finite number >= 0"):
+        FeatureForecaster(min_history_days=-1.0).fit(events, grid)
+
+
 @pytest.mark.parametrize("features, match", [
     ({"windows_days": [7, -28]}, r"features.windows_days\[1\] = -28: .*positive numbers \(inf = all history\)"),
     ({"shrunk_windows_days": [0.0]}, r"features.shrunk_windows_days\[0\] = 0.0"),
