@@ -86,7 +86,7 @@ class FeatureForecaster(RiskModel):
         windows too little weight (regression dilution). ``None`` (default):
         half the longest finite look-back window of ``features`` (182.5 days
         by default), but at most half the history before the last panel
-        origin, so a short fit window keeps its later half; never less than
+        origin, so a short fit window keeps its later half. Never less than
         ``min(28, horizon_days)``. Measured against the old minimum of
         ``min(28, horizon_days)`` on Chicago 2017 (data from 2016; paired
         bootstrap 95 %): burglary held-out log-likelihood +0.69 [+0.40, +1.00]
@@ -324,9 +324,10 @@ class FeatureForecaster(RiskModel):
         if origins.size < 4:
             raise ValueError(
                 f"FeatureForecaster needs at least 4 training origins (got {max(origins.size, 0)}): the fit window "
-                f"holds {learn_end - self.data_start_:.1f} days of events before the learning point; origins are "
-                f"origin_spacing_days ({spacing:g}) apart from horizon_days ({h:g}) before it back to "
-                f"min(panel_days ({self.panel_days:g}), the history less min_history_days ({min_history:.1f}))"
+                f"holds {learn_end - self.data_start_:.1f} days of events before the learning point; panel origins "
+                f"run every origin_spacing_days ({spacing:g}) from horizon_days ({h:g}) before that point back to "
+                f"panel_days ({self.panel_days:g}) before it, but not into the first min_history_days "
+                f"({min_history:.1f}) of the history"
             )
         if n_target < 10:
             raise ValueError(f"FeatureForecaster needs at least 10 target events in the grid to learn from, got {n_target:g}")
