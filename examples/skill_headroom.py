@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import riskgrid as rg
+from riskgrid.evaluation import backtest_origins
 from forecast_skill import TARGETS, load_target
 
 
@@ -47,14 +48,13 @@ def headroom(events: rg.EventSet, grid: rg.HexGrid, start, end, horizon_days: fl
     """
     cell = grid.assign(events)
     inside = cell >= 0
-    t0 = (pd.Timestamp(start) - rg.EventSet.origin) / pd.Timedelta(days=1)
-    t1 = (pd.Timestamp(end) - rg.EventSet.origin) / pd.Timedelta(days=1)
+    origins = backtest_origins(events, start, end, horizon_days)  # the walk-forward's own origins
     n = len(grid)
-    period = inside & (events.t >= t0) & (events.t < t1)
+    period = inside & (events.t >= origins[0]) & (events.t < events.to_days(end))
     total = np.bincount(cell[period], weights=events.weight[period], minlength=n)
     everything = np.bincount(cell[inside], weights=events.weight[inside], minlength=n)
     rows = []
-    for origin in np.arange(t0, t1, horizon_days):
+    for origin in origins:
         win = inside & (events.t >= origin) & (events.t < origin + horizon_days)
         observed = np.bincount(cell[win], weights=events.weight[win], minlength=n)
         if observed.sum() == 0:
@@ -67,8 +67,7 @@ def headroom(events: rg.EventSet, grid: rg.HexGrid, start, end, horizon_days: fl
             "the window itself (ceiling)": observed + tie,
         }
         for name, risk in maps.items():
-            rows.append((name, rg.metrics.pai(risk, observed, grid.area_m2, 0.01),
-                         rg.metrics.pai(risk, observed, grid.area_m2, 0.05)))
+            rows.append((name, *rg.metrics.evaluate(risk, observed, grid.area_m2, (0.01, 0.05))["pai"]))
     df = pd.DataFrame(rows, columns=["map", "PAI@1%", "PAI@5%"])
     return df.groupby("map", sort=False).mean()
 
@@ -82,8 +81,7 @@ def main(argv=None) -> int:
     loaded = load_target(args.target, no_indicators=True, resolution=args.resolution)
     if loaded is None:
         return 0
-    events, grid, target, _, start, end = loaded
-    events = events.select(target)
+    events, grid, _, _, start, end = loaded  # without indicators: the target events only
     out = headroom(events, grid, start, end, args.horizon)
     print(f"{args.target}, {args.horizon:g}-day windows from {start} to {end}, {len(grid)} cells:")
     print(out.round(2).to_string())
