@@ -305,13 +305,13 @@ class FeatureForecaster(RiskModel):
 
     def _min_history(self, last: float, h: float) -> float:
         """Days of history the first panel origin needs (see ``min_history_days``); ``last``: the last origin."""
-        if self.min_history_days is not None:
-            return max(float(self.min_history_days), min(28.0, h))
-        spec = self.spec_
-        finite = [w for f in dataclasses.fields(spec) if f.name.endswith("windows_days")
-                  for w in getattr(spec, f.name) if math.isfinite(w)]
-        half = 0.5 * max(finite, default=0.0)
-        return max(min(half, 0.5 * (last - self.data_start_)), min(28.0, h))
+        if self.min_history_days is None:
+            finite = [w for f in dataclasses.fields(self.spec_) if f.name.endswith("windows_days")
+                      for w in getattr(self.spec_, f.name) if math.isfinite(w)]
+            want = 0.5 * min(max(finite, default=0.0), last - self.data_start_)
+        else:
+            want = float(self.min_history_days)
+        return max(want, min(28.0, h))
 
     def _learn_panel(self, events, cell, grid, learn_end, h, spacing) -> dict:
         """Build the training panel ending at ``learn_end`` (days) and learn the estimator."""
