@@ -86,7 +86,8 @@ def load_events(
         try:
             events = events.select(list(categories))
         except ValueError as exc:
-            raise ConfigError(f"categories: {exc}") from exc
+            # the filter is [events] categories, or target + indicators when no filter is given
+            raise ConfigError(f"events.categories / target / indicators: {exc}") from exc
     return apply_discovered(events, source_column, discovered)
 
 

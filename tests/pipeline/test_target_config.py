@@ -32,7 +32,9 @@ def test_target_and_indicators_are_validated():
 
 def test_unknown_label_names_the_known_ones_with_a_hint():
     job = ForecastJob.from_config(_cfg(target=["a"]), date="2024-06-01")
-    with pytest.raises(ConfigError, match=r"known: \['A', 'B', 'C'\].*did you mean 'A'"):
+    # the message names where the label came from (the filter is target + indicators here)
+    with pytest.raises(ConfigError, match=r"target / indicators: unknown categories \['a'\]; known: \['A', 'B', 'C'\].*"
+                                          r"did you mean 'A'"):
         from riskgrid.pipeline.forecasting import fit_forecast
 
         fit_forecast(job)
