@@ -38,6 +38,7 @@ categories, each indicator category gets its own columns):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,44 @@ def point_kde_pairs(xy, cell: np.ndarray, grid: HexGrid, bandwidth_m: float):
 
 def _label(x: float) -> str:
     return "all" if math.isinf(x) else f"{x:g}"
+
+
+#: look-back windows (days) up to _RECENT_DAYS are "the past two weeks" in a feature's family, from _YEAR_DAYS "the past year"
+_RECENT_DAYS, _YEAR_DAYS = 14.0, 365.0
+_WINDOWED = re.compile(r"^target_(?:cnt|kde|pkde|eb)_(?:[0-9.]+m_)?(?P<w>[0-9.]+|all)d(?:_r[0-9]+)?$")
+_DECAYED = re.compile(r"^target_dec_(?P<w>[0-9.]+)d(?:_r1)?$")
+_INDICATOR = re.compile(r"^(?P<label>.+)_cnt_(?:[0-9.]+|all)d_r[0-9]+$")
+
+
+def feature_group(name: str) -> str:
+    """The family a feature of :func:`build_features` belongs to, in words (what a zone's explanation names).
+
+    Target features by the time scale they look at: their look-back window, or
+    for the decayed counts their e-folding time (up to 14 days: ``"incidents
+    of the forecast types in the past two weeks"``; up to a year: ``"... in
+    the past weeks to months"``; a year or more: ``"... in the past year and
+    longer"``); every column of one indicator category together
+    (``"<label> incidents"``);
+    ``"calendar"``, ``"cell area"`` and ``"covariates"`` for the rest.
+    Unknown names raise ``ValueError``.
+    """
+    m = _WINDOWED.match(name) or _DECAYED.match(name)
+    if m:
+        w = math.inf if m["w"] == "all" else float(m["w"])
+        if w <= _RECENT_DAYS:
+            return "incidents of the forecast types in the past two weeks"
+        return ("incidents of the forecast types in the past weeks to months" if w < _YEAR_DAYS
+                else "incidents of the forecast types in the past year and longer")
+    if name in ("doy_sin", "doy_cos", "dow_sin", "dow_cos"):
+        return "calendar"
+    if name == "log_area_km2":
+        return "cell area"
+    if name.startswith("cov_"):
+        return "covariates"
+    m = _INDICATOR.match(name)
+    if m:
+        return f"{m['label']} incidents"
+    raise ValueError(f"{name!r} is not a feature name of build_features")
 
 
 def _spread(values: np.ndarray, cmap) -> np.ndarray:

@@ -74,12 +74,49 @@ def explain_zones(model, zones, start, horizon_days: float):
     return explanation.by_zone(cz, top=ZONE_EXPLAIN_TOP)
 
 
-def zone_explanation_properties(explained) -> dict | None:
-    """Zone number -> JSON-ready explanation summary for zones.geojson (NaN written as null)."""
+#: families of features named per zone when the model cannot decompose its forecast (FeatureForecaster)
+ZONE_DRIVERS_TOP = 3
+#: ... and only those raising the zone's forecast by at least this factor
+ZONE_DRIVER_MIN_FACTOR = 1.1
+
+
+def zone_drivers(model, zones, start) -> dict | None:
+    """Zone number -> ``[(family, factor), ...]``: what raises each zone's forecast, for models without a
+    background / triggered decomposition that can say it family by family
+    (:meth:`FeatureForecaster.feature_group_effects
+    <riskgrid.models.FeatureForecaster.feature_group_effects>`); ``None`` for the other models or no zone.
+
+    The :data:`ZONE_DRIVERS_TOP` largest factors of at least :data:`ZONE_DRIVER_MIN_FACTOR`, largest first
+    (a zone may have none).
+    """
+    import numpy as np
+
+    effects = getattr(model, "feature_group_effects", None)
+    cz = np.asarray(zones.cell_zone)
+    if effects is None or not (cz > 0).any():
+        return None
+    out = {}
+    for z in np.unique(cz[cz > 0]):
+        f = effects(np.flatnonzero(cz == z), start)
+        f = f[f >= ZONE_DRIVER_MIN_FACTOR].head(ZONE_DRIVERS_TOP)
+        out[int(z)] = [(str(k), float(v)) for k, v in f.items()]
+    return out
+
+
+def drivers_text(drivers) -> str:
+    """``"family ×4.2; family ×1.3"`` (the zones.geojson property), ``""`` when there is none."""
+    return "; ".join(f"{k} ×{v:.2g}" for k, v in drivers)
+
+
+def zone_explanation_properties(explained, drivers=None) -> dict | None:
+    """Zone number -> JSON-ready explanation summary for zones.geojson (NaN written as null).
+
+    ``drivers`` (:func:`zone_drivers`) become a ``drivers`` property when there is no decomposition.
+    """
     import math
 
     if explained is None:
-        return None
+        return None if drivers is None else {z: {"drivers": drivers_text(d)} for z, d in drivers.items()}
     keys = ("background", "triggered", "background_share", "top_categories", "n_driving_events", "driving_from",
             "driving_to")
     out = {}
@@ -94,10 +131,11 @@ def zone_explanation_properties(explained) -> dict | None:
     return out
 
 
-def briefing_explanations(explained) -> dict | None:
-    """Zone number -> the briefing's "why" inputs (background share, categories, driving events)."""
+def briefing_explanations(explained, drivers=None) -> dict | None:
+    """Zone number -> the briefing's "why" inputs (background share, categories, driving events; or the
+    families of features that raise the zone's forecast, ``drivers``, when there is no decomposition)."""
     if explained is None:
-        return None
+        return None if drivers is None else {z: {"drivers": list(d)} for z, d in drivers.items()}
     return {int(z): {"background_share": float(r["background_share"]), "top_categories": r["category_shares"],
                      "n_events": int(r["n_driving_events"]), "first_event": r["driving_from"] or None,
                      "last_event": r["driving_to"] or None}
@@ -238,6 +276,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
                                         interval.attrs["interval_method"])
     with step("explain zones"):
         explained = explain_zones(model, zones, day, horizon)
+        drivers = zone_drivers(model, zones, day) if explained is None else None
 
     provenance = {
         "city": cfg["city"],
@@ -265,7 +304,7 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     }
     options = dict(grid=grid, zones=zones, pixel_m=float(cfg["outputs"]["raster_pixel_m"]),
                    crs=cfg["outputs"]["raster_crs"], title=title, metadata=zone_meta,
-                   zone_properties=zone_explanation_properties(explained))
+                   zone_properties=zone_explanation_properties(explained, drivers))
 
     created = [d for d in (os.path.dirname(parent), parent) if not os.path.isdir(d)]
     os.makedirs(parent, exist_ok=True)
@@ -286,7 +325,8 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
                 products.write_zones_csv(zones, os.path.join(tmp, ZONES_CSV), metadata=zone_meta)
         if "briefing" in formats:
             with step("write briefing"), writing(os.path.join(tmp, PRODUCTS["briefing"]), target, "briefing"):
-                _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained)
+                _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained,
+                                drivers)
         if cfg["outputs"].get("exposure_log", True):
             with step("exposure log"), writing(os.path.join(os.path.dirname(parent), "exposure"), None, "exposure log"):
                 _append_exposure(cfg, parent, day, horizon, risk, grid, zones, fc)
@@ -342,7 +382,8 @@ def _run(cfg, day, day_s, parent, target, formats, step, timings, t_all) -> dict
     return manifest
 
 
-def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained=None) -> None:
+def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones, fc, options, explained=None,
+                    drivers=None) -> None:
     """``briefing.html`` in the temporary folder: map (the job's PNG), zones, close-ups, trend from the exposure log."""
     from .. import products
     from ..exposure import read_exposure
@@ -358,7 +399,7 @@ def _write_briefing(cfg, tmp, parent, day, day_s, horizon, ds, risk, grid, zones
         write_briefing(
             os.path.join(tmp, PRODUCTS["briefing"]), zones, forecast_start=day, horizon_days=horizon, map_png=png,
             city=cfg["city"], model=cfg["model"]["name"], units="incidents",
-            explanations=briefing_explanations(explained),
+            explanations=briefing_explanations(explained, drivers),
             last_event=before.timestamps.iloc[-1] if len(before) else None,
             trends=zone_flag_history(read_exposure(os.path.dirname(parent), name=cfg["city"]), zones, before=day),
             trend_percent=True,

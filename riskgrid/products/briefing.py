@@ -120,6 +120,22 @@ def _categories_text(cats) -> str:
     return ", ".join(parts)
 
 
+def _drivers_text(drivers) -> str:
+    """What raises a zone's forecast, family of inputs by family: ``[(family, factor), ...]``, largest first."""
+    items = list(drivers.items()) if isinstance(drivers, Mapping) else list(drivers)
+    if not items:
+        return ("None of the model's input families, each set in turn to an average cell's, changes this "
+                "forecast much: no single part of the area's record stands out.")
+    said = [f"its {str(name)} were an average cell's, {_factor_text(float(f))}" for name, f in items]
+    return "What the model sees here: if " + "; if ".join(said) + "."
+
+
+def _factor_text(f: float) -> str:
+    if not math.isfinite(f):
+        return "the forecast would be near zero"
+    return f"the forecast would be {f:.2g} times lower"
+
+
 def _why_text(z, expl: Mapping | None, units_text: str) -> str:
     where = "in the study area" if z.number == 1 else "left after the zones above"
     base = (f"Of all compact areas {where}, this one holds the most expected {units_text} "
@@ -127,6 +143,8 @@ def _why_text(z, expl: Mapping | None, units_text: str) -> str:
     if not expl:
         return base + " No breakdown into long-term background and recent incidents was supplied for this model."
     parts = [base]
+    if expl.get("drivers") is not None:  # models without a decomposition (FeatureForecaster)
+        parts.append(_drivers_text(expl["drivers"]))
     bg = expl.get("background_share")
     if bg is not None and math.isfinite(float(bg)):
         bg = float(bg)

@@ -257,6 +257,80 @@ def test_feature_forecaster_uses_indicators(two_type_city):
     assert not np.array_equal(m.predict(end, 7).values, only.predict(end, 7).values)
 
 
+@pytest.mark.parametrize("name, family", [
+    ("target_cnt_7d_r0", "incidents of the forecast types in the past two weeks"),
+    ("target_dec_14d_r1", "incidents of the forecast types in the past two weeks"),
+    ("target_cnt_28d_r2", "incidents of the forecast types in the past weeks to months"),
+    ("target_dec_60d", "incidents of the forecast types in the past weeks to months"),
+    ("target_kde_261m_364.5d", "incidents of the forecast types in the past weeks to months"),
+    ("target_kde_522m_365d", "incidents of the forecast types in the past year and longer"),
+    ("target_pkde_174m_alld", "incidents of the forecast types in the past year and longer"),
+    ("target_eb_alld", "incidents of the forecast types in the past year and longer"),
+    ("CRIMINAL DAMAGE_cnt_28d_r1", "CRIMINAL DAMAGE incidents"),
+    ("target_2_cnt_7d_r0", "target_2 incidents"),  # an indicator whose label starts like the target columns
+    ("dow_cos", "calendar"), ("log_area_km2", "cell area"), ("cov_bars", "covariates"),
+])
+def test_feature_group_names_each_family(name, family):
+    from riskgrid.models._panel import feature_group
+
+    assert feature_group(name) == family
+
+
+def test_feature_group_rejects_unknown_names():
+    from riskgrid.models._panel import feature_group
+
+    with pytest.raises(ValueError, match="not a feature name"):
+        feature_group("target_something")
+
+
+def test_feature_group_effects_equal_a_naive_glm_recomputation(two_type_city):
+    """A zone's factor per family equals exp(intercept + coef . T(x)) summed over the zone, recomputed by hand
+    with that family's raw features set to the grid's average, over the same sum with the zone's own features."""
+    from riskgrid.models._panel import feature_group
+
+    ev, grid = two_type_city
+    end = ev.t[0] + 800
+    m = FeatureForecaster(estimator="glm").fit(ev, grid, end=end, target="T")
+    risk = m.predict(end, 7).values
+    zone = np.argsort(risk)[::-1][:7]  # the seven highest-risk cells
+    eff = m.feature_group_effects(grid.cell_ids[zone], start=end)
+    X = m._features(np.array([end]))[0][0]
+    glm = m.models_["glm"]
+
+    def total(rows):  # the GLM by hand: log rate = intercept + coef . standardised transform
+        Z = rows[:, m.log_cols_]
+        T = np.hstack([np.log(Z + 0.05 * m.offsets_), np.log(Z + m.offsets_), rows[:, ~m.log_cols_]])
+        return np.exp(glm.intercept_ + ((T - m.mean_) / m.scale_) @ glm.coef_).sum()
+
+    families = np.array([feature_group(n) for n in m.feature_names_])
+    assert "calendar" not in eff.index  # the same in every cell: left out
+    assert set(eff.index) == set(families) - {"calendar"}
+    assert "I incidents" in eff.index
+    base = total(X[zone])
+    assert base == pytest.approx(risk[zone].sum() * m.horizon_days_ / 7, rel=1e-9)
+    for fam, factor in eff.items():
+        alt = X[zone].copy()
+        cols = families == fam
+        alt[:, cols] = X[:, cols].mean(axis=0)
+        assert factor == pytest.approx(base / total(alt), rel=1e-9), fam
+    assert (np.diff(eff.to_numpy()) <= 0).all()  # largest first
+    # the highest-risk cells owe their rank to their long record; the lowest-risk cells are held down by it
+    assert eff["incidents of the forecast types in the past year and longer"] > 1.5
+    low = m.feature_group_effects(np.argsort(risk)[:7], start=end)
+    assert low["incidents of the forecast types in the past year and longer"] < 1.0
+
+
+def test_feature_group_effects_work_with_boosted_trees(two_type_city):
+    ev, grid = two_type_city
+    end = ev.t[0] + 800
+    m = FeatureForecaster(estimator="gbm").fit(ev, grid, end=end, target="T")
+    risk = m.predict(end, 7).values
+    eff = m.feature_group_effects(np.argsort(risk)[::-1][:7], start=end)
+    assert np.isfinite(eff).all() and (eff > 0).all() and eff.max() > 1.0
+    with pytest.raises(ValueError, match="at least one cell"):
+        m.feature_group_effects([], start=end)
+
+
 def test_grid_hawkes_learns_indicator_to_target_and_forecasts_target_only(two_type_city):
     ev, grid = two_type_city
     m = GridHawkes(spillover_rings=0, cross_excitation=True).fit(ev, grid, target="T")

@@ -67,3 +67,43 @@ def test_zone_properties_cannot_override(tmp_path):
         zones.to_geojson(zone_properties={9: {"x": 1}})
     g = zones.to_geojson(zone_properties={2: {"note": "x"}})
     assert g["features"][1]["properties"]["note"] == "x" and "note" not in g["features"][0]["properties"]
+
+
+
+def test_feature_forecaster_zones_name_what_raises_them(tmp_path):
+    """FeatureForecaster has no background / triggered decomposition: its zones are explained family by family
+    (feature_group_effects) in zones.geojson and in the briefing, and no zones_explained table is written."""
+    from riskgrid.pipeline.config import validate_config
+    from riskgrid.pipeline.forecasting import fit_forecast
+    from riskgrid.pipeline.specs import ForecastJob
+    from riskgrid.zones import select_zones
+
+    date = "2024-03-16"
+    params = {"panel_days": 30.0, "max_rows": 20000, "validation_days": 10.0, "estimator": "glm"}
+    cfg = small_config(tmp_path, model={"name": "FeatureForecaster", "params": params},
+                       forecast={"train_days": 70, "horizon_days": 1})
+    man = job.run_forecast(cfg, date, tmp_path / "out")
+    folder = man["folder"]
+    assert not any(f["path"].startswith("zones_explained") for f in man["files"])
+    geo = json.load(open(f"{folder}/zones.geojson"))
+    # the same forecast and zones through the pipeline's own functions: the job wrote these drivers
+    fc = fit_forecast(ForecastJob.from_config(validate_config(cfg), date=date))
+    zones = select_zones(fc.risk, fc.grid, **cfg["zones"])
+    drivers = job.zone_drivers(fc.model, zones, date)
+    assert sorted(drivers) == [f["properties"]["zone"] for f in geo["features"]]
+    html = open(f"{folder}/briefing.html", encoding="utf-8").read()
+    for f in geo["features"]:
+        d = drivers[f["properties"]["zone"]]
+        assert f["properties"]["drivers"] == job.drivers_text(d)
+        assert "background" not in f["properties"]
+        factors = [x for _, x in d]
+        assert factors == sorted(factors, reverse=True) and len(d) <= job.ZONE_DRIVERS_TOP
+        assert all(x >= job.ZONE_DRIVER_MIN_FACTOR for x in factors)
+        cells = np.flatnonzero(np.asarray(zones.cell_zone) == f["properties"]["zone"])
+        all_families = fc.model.feature_group_effects(cells, date)
+        assert [k for k, _ in d] == [k for k, v in all_families.items() if v >= job.ZONE_DRIVER_MIN_FACTOR][:3]
+    n_named = sum(bool(d) for d in drivers.values())
+    assert n_named > 0
+    assert html.count("What the model sees here") == n_named
+    assert html.count("changes this forecast much") == len(drivers) - n_named
+    assert "No breakdown into long-term background" not in html

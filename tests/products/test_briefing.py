@@ -162,6 +162,25 @@ def test_minimal_briefing_says_what_is_missing(zones):
     assert html == render_briefing(zs, forecast_start="2017-06-01", horizon_days=1)
 
 
+def test_drivers_are_said_family_by_family(zones):
+    """A model without a background / triggered split (FeatureForecaster) explains a zone by what raises it."""
+    zs, _, _ = zones
+    expl = {1: {"drivers": [("incidents of the forecast types in the past year and longer", 4.04),
+                            ("NARCOTICS incidents", 1.26)]},
+            2: {"drivers": []}, 3: {"drivers": [("cell area", float("inf"))]}}
+    tree = _Tree()
+    tree.feed(render_briefing(zs, forecast_start="2017-06-01", horizon_days=7, explanations=expl))
+    one, two, three = (tree.text(f"zone-{n}") for n in (1, 2, 3))
+    assert ("What the model sees here: if its incidents of the forecast types in the past year and longer were an "
+            "average cell's, the forecast would be 4 times lower; if its NARCOTICS incidents were an average cell's, "
+            "the forecast would be 1.3 times lower.") in one
+    assert "None of the model's input families" in two and "What the model sees" not in two
+    assert "the forecast would be near zero" in three
+    for t in (one, two, three):
+        assert "long-term background" not in t  # no split is claimed
+    assert "No breakdown into long-term background" in tree.text("zone-4")  # no explanation given for zone 4
+
+
 def test_briefing_validation(zones):
     zs, _, _ = zones
     with pytest.raises(ValueError, match="PNG"):
