@@ -87,11 +87,12 @@ def zone_drivers(model, zones, start) -> dict | None:
     <riskgrid.models.FeatureForecaster.feature_group_effects>`); ``None`` for the other models or no zone.
 
     The :data:`ZONE_DRIVERS_TOP` largest factors of at least :data:`ZONE_DRIVER_MIN_FACTOR`, largest first
-    (a zone may have none).
+    (a zone may have none). A model selection (:class:`~riskgrid.models.WalkForwardSearch`) speaks for the
+    model it selected.
     """
     import numpy as np
 
-    effects = getattr(model, "feature_group_effects", None)
+    effects = getattr(getattr(model, "best_model_", model), "feature_group_effects", None)
     cz = np.asarray(zones.cell_zone)
     if effects is None or not (cz > 0).any():
         return None

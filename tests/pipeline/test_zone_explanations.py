@@ -91,6 +91,11 @@ def test_feature_forecaster_zones_name_what_raises_them(tmp_path):
     zones = select_zones(fc.risk, fc.grid, **cfg["zones"])
     drivers = job.zone_drivers(fc.model, zones, date)
     assert sorted(drivers) == [f["properties"]["zone"] for f in geo["features"]]
+    # a model selection that picked FeatureForecaster speaks for it; a model without the method gives None
+    from types import SimpleNamespace
+
+    assert job.zone_drivers(SimpleNamespace(best_model_=fc.model), zones, date) == drivers
+    assert job.zone_drivers(SimpleNamespace(best_model_=object()), zones, date) is None
     html = open(f"{folder}/briefing.html", encoding="utf-8").read()
     for f in geo["features"]:
         d = drivers[f["properties"]["zone"]]
