@@ -546,7 +546,7 @@ class FeatureForecaster(RiskModel):
         out["log_rate"] = out[names].sum(axis=1) + float(glm.intercept_)
         return out
 
-    def feature_group_effects(self, cells, start=None):
+    def feature_group_effects(self, cells, start=None, labels=None):
         """How much each family of features raises the forecast of a set of cells (a zone): a factor.
 
         Works with every estimator: for each family of features
@@ -567,31 +567,44 @@ class FeatureForecaster(RiskModel):
             The cells (e.g. one patrol zone's).
         start : timestamp or float, optional
             Forecast start (default: the end of the fit).
+        labels : sequence, optional
+            One label per cell (e.g. its zone number): the factors of each
+            label's cells, from one computation of the features.
 
         Returns
         -------
-        pandas.Series
+        pandas.Series or pandas.DataFrame
             Factor per family (index), largest first; name ``"factor"``.
+            With ``labels``: one column per label (sorted), families in the
+            order of the features.
         """
         import pandas as pd
 
         s = self._start_days(start)
         idx = self._cell_positions(cells)
+        if labels is not None and len(labels) != idx.size:
+            raise ValueError(f"labels must give one label per cell: {len(labels)} labels for {idx.size} cells")
         X = self._features(np.array([s]))[0][0]
-        rows = X[idx]
-        base = float(self._predict_rows(self.models_, rows).sum())
         groups = np.array([feature_group(n) for n in self.feature_names_], dtype=object)
+        varying = [g for g in dict.fromkeys(groups)  # a family the same in every cell explains no place
+                   if not np.all(X[:, groups == g] == X[:1, groups == g])]
         average = X.mean(axis=0)
-        out = {}
-        for g in dict.fromkeys(groups):
-            cols = groups == g
-            if np.all(X[:, cols] == X[:1, cols]):  # the same in every cell: nothing to explain a place by
-                continue
-            alt_rows = rows.copy()
-            alt_rows[:, cols] = average[cols]
-            alt = float(self._predict_rows(self.models_, alt_rows).sum())
-            out[g] = base / alt if alt > 0 else math.inf
-        return pd.Series(out, name="factor", dtype=float).sort_values(ascending=False)
+
+        def factors(rows):
+            base = float(self._predict_rows(self.models_, rows).sum())
+            out = {}
+            for g in varying:
+                cols = groups == g
+                alt_rows = rows.copy()
+                alt_rows[:, cols] = average[cols]
+                alt = float(self._predict_rows(self.models_, alt_rows).sum())
+                out[g] = base / alt if alt > 0 else math.inf
+            return pd.Series(out, name="factor", dtype=float)
+
+        if labels is None:
+            return factors(X[idx]).sort_values(ascending=False)
+        labels = np.asarray(labels)
+        return pd.DataFrame({lab: factors(X[idx[labels == lab]]) for lab in np.unique(labels)})
 
     @property
     def feature_importances_(self):

@@ -96,9 +96,11 @@ def zone_drivers(model, zones, start) -> dict | None:
     cz = np.asarray(zones.cell_zone)
     if effects is None or not (cz > 0).any():
         return None
+    cells = np.flatnonzero(cz > 0)
+    table = effects(cells, start, labels=cz[cells])  # the features are built once for every zone
     out = {}
-    for z in np.unique(cz[cz > 0]):
-        f = effects(np.flatnonzero(cz == z), start)
+    for z in table.columns:
+        f = table[z].sort_values(ascending=False)
         f = f[f >= ZONE_DRIVER_MIN_FACTOR].head(ZONE_DRIVERS_TOP)
         out[int(z)] = [(str(k), float(v)) for k, v in f.items()]
     return out

@@ -318,6 +318,13 @@ def test_feature_group_effects_equal_a_naive_glm_recomputation(two_type_city):
     assert eff["incidents of the forecast types in the past year and longer"] > 1.5
     low = m.feature_group_effects(np.argsort(risk)[:7], start=end)
     assert low["incidents of the forecast types in the past year and longer"] < 1.0
+    # several sets at once (one feature build): each column equals the set's own call
+    both = m.feature_group_effects(np.concatenate([zone, np.argsort(risk)[:7]]), start=end, labels=[2] * 7 + [1] * 7)
+    assert list(both.columns) == [1, 2]
+    pd.testing.assert_series_equal(both[2].sort_values(ascending=False), eff, check_names=False)
+    pd.testing.assert_series_equal(both[1].sort_values(ascending=False), low, check_names=False)
+    with pytest.raises(ValueError, match="one label per cell"):
+        m.feature_group_effects(zone, start=end, labels=[1, 2])
 
 
 def test_feature_group_effects_work_with_boosted_trees(two_type_city):
