@@ -33,12 +33,15 @@ def ring_counts_in_grid(cells: np.ndarray, R: int) -> np.ndarray:
     return out
 
 
-def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T, wt=None, lag=0.0):
+def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T, wt=None, lag=0.0, own=0.0):
     """Intensities, responsibilities, statistics and log-likelihood, pair by pair.
 
     The delay kernel is ``omega exp(-omega (dt - lag))`` for ``dt > lag``
     (zero for closer pairs); event ``i`` counts ``wt[i]`` times as a parent
-    and as a child (default weight 1).
+    and as a child (default weight 1). ``own > 0``: event ``j`` sees the
+    background ``x`` with ``x = mu - own min(wt_j, 1) x / (x + g)`` (``g`` its
+    trigger sum), found by bisection (scipy's brentq), at least ``mu / 1000``;
+    its intensity is ``x + g``. The compensator uses ``mu``.
 
     Parameters
     ----------
@@ -70,9 +73,17 @@ def hawkes_naive(t, cell, typ, D, n_in, mu, theta, omega, w, t0, T, wt=None, lag
         r = D[cell, cell[j]]
         ok = (dt > 0) & (r >= 0)  # later than lag, within R rings
         g = wt[ok] * theta[typ[ok], typ[j]] * omega * np.exp(-omega * dt[ok]) * w[r[ok]]
-        lj = mu[typ[j], cell[j]] + g.sum()
+        x = mu[typ[j], cell[j]]
+        gs = g.sum()
+        if own > 0 and x > 0:
+            from scipy.optimize import brentq
+
+            d = own * min(wt[j], 1.0)
+            root = brentq(lambda v: v - x + d * v / (v + gs) if v + gs > 0 else v - x, 0.0, x, xtol=1e-24 * x, maxiter=500)
+            x = max(root, 1e-3 * x)
+        lj = x + gs
         lam[j] = lj
-        p_bg[j] = mu[typ[j], cell[j]] / lj
+        p_bg[j] = x / lj
         mu_num[typ[j], cell[j]] += wt[j] * p_bg[j]
         np.add.at(trig, (r[ok], typ[ok], typ[j]), wt[j] * g / lj)
         dt_num += wt[j] * float(np.sum(g * dt[ok]) / lj)
@@ -132,9 +143,8 @@ def best_log_nu_naive(B, m, bounds=(-7.0, 8.0), V=None):
     return min([(float(res.x), float(res.fun))] + [(b, f(b)) for b in bounds], key=lambda v: v[1])[0]
 
 
-def background_count_variance_naive(cell, typ, wt, mu, lam, n_cells, K):
-    """Per (cell, type) ``sum w p (1 - p)`` with ``p = mu[cell, type] / lam``, by bincount."""
-    p = np.where(lam > 0, mu[cell, typ] / np.where(lam > 0, lam, 1.0), 0.0)
+def background_count_variance_naive(cell, typ, wt, p, n_cells, K):
+    """Per (cell, type) ``sum w p (1 - p)`` of the background responsibilities ``p``, by bincount."""
     return np.bincount(cell * K + typ, weights=wt * p * (1 - p), minlength=n_cells * K).reshape(n_cells, K)
 
 

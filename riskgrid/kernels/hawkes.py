@@ -110,7 +110,7 @@ def build_streams(t, typ, wt, cell_ptr, nb_ptr, nb_idx, nb_ring, K):
 
 @jit_parallel
 def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w, chunk_ptr, mu, theta, omega, w,
-                 lag, lam, mu_num, trig_num, dt_num, loglik):
+                 lag, own, lam, pbg, mu_num, trig_num, dt_num, loglik):
     """One E-step: intensities, log-likelihood terms and sufficient statistics.
 
     For each target cell the merged neighbourhood stream (:func:`build_streams`)
@@ -150,11 +150,24 @@ def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w,
         Spill-over weight of one cell at ring ``r``.
     lag : float
         Minimum delay (days) before an event can trigger (>= 0).
+    own : float
+        Background rate (events/day) per unit of an event's own background
+        responsibility that the event does not see (>= 0; 0 = the plain
+        E-step). Event ``j`` of cell ``c`` with trigger sum ``phi`` sees the
+        background ``x`` solving ``x = mu[c, l] - own * min(wt_j, 1) * x /
+        (x + phi)`` (the positive root of a quadratic, at least ``mu / 1000``):
+        its cell's rate with part of its own expected background count taken
+        out (``GridHawkes(background_self_weight=...)``). An event of weight
+        ``wt >= 1`` takes out one copy's share, so integer weights equal
+        duplicated events.
 
     Outputs (written in place)
     --------------------------
     lam : (N,) float64
-        Conditional intensity at each event (events/day in its cell and type).
+        Conditional intensity at each event (events/day in its cell and type),
+        ``x + phi``.
+    pbg : (N,) float64
+        Background responsibility ``x / lam`` of each event (0 where ``lam`` is 0).
     mu_num : (n_cells, K) float64
         Weighted sum of background responsibilities ``mu / lambda`` per cell and type.
     trig_num : (n_chunks, R + 1, K, K) float64
@@ -255,12 +268,24 @@ def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w,
                 for r in range(R1):
                     for k in range(K):
                         trig += theta[k, l] * w[r] * S[jj, r * K + k]
-                lj = mu[c, l] + omega * trig
+                phi = omega * trig
+                x = mu[c, l]
+                if own > 0.0 and x > 0.0:
+                    # x = mu - d x / (x + phi): the event's own share d p taken out of its cell's rate
+                    d = own * min(wj, 1.0)
+                    bq = x - phi - d
+                    sq = math.sqrt(bq * bq + 4.0 * x * phi)
+                    # the positive root, in the form without cancellation
+                    root = 0.5 * (bq + sq) if bq >= 0.0 else 2.0 * x * phi / (sq - bq)
+                    x = max(root, 1e-3 * x)
+                lj = x + phi
                 lam[j] = lj
+                pbg[j] = 0.0
                 if lj > 0.0:
                     ll += wj * math.log(lj)
                     inv = 1.0 / lj
-                    mu_num[c, l] += wj * (mu[c, l] * inv)
+                    pbg[j] = x * inv
+                    mu_num[c, l] += wj * (x * inv)
                     for r in range(R1):
                         for k in range(K):
                             trig_num[h, r, k, l] += wj * (theta[k, l] * omega * w[r] * S[jj, r * K + k] * inv)
@@ -366,23 +391,20 @@ def _tetragamma_pentagamma(x):
 
 
 @jit
-def background_count_variance(cell_ptr, typ, wt, mu, lam, out):
+def background_count_variance(cell_ptr, typ, wt, pbg, out):
     """Variance of each cell's number of background events under the E-step's responsibilities.
 
     Given the parameters, every event is a background event independently with
-    probability ``p = mu[c, l] / lam`` (an event of weight ``w`` counts as ``w``
-    such events), so the count of a (cell, type) is Poisson-binomial with
-    variance ``sum w p (1 - p)``. Events in (cell, time) order (``cell_ptr``),
-    ``lam`` their intensities from :func:`hawkes_estep`; ``out`` (n_cells, K)
-    is added to in place.
+    probability ``p`` (its background responsibility ``pbg`` from
+    :func:`hawkes_estep`; an event of weight ``w`` counts as ``w`` such
+    events), so the count of a (cell, type) is Poisson-binomial with variance
+    ``sum w p (1 - p)``. Events in (cell, time) order (``cell_ptr``); ``out``
+    (n_cells, K) is added to in place.
     """
     for c in range(cell_ptr.size - 1):
         for j in range(cell_ptr[c], cell_ptr[c + 1]):
-            lj = lam[j]
-            if lj > 0.0:
-                l = typ[j]
-                p = mu[c, l] / lj
-                out[c, l] += wt[j] * p * (1.0 - p)
+            p = pbg[j]
+            out[c, typ[j]] += wt[j] * p * (1.0 - p)
 
 
 #: fixed number of chunks of the negative-binomial sums (same result for any thread count)

