@@ -4,6 +4,7 @@ untruncated reference fit, parameter recovery on simulated data, predict / score
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
@@ -410,6 +411,22 @@ def test_warns_when_truncation_is_too_short(small_city):
     with pytest.warns(ConvergenceWarning, match="truncation"):
         m = SEPP(bandwidth_m=300.0, max_days=3.0, max_distance_m=60.0).fit(ev, grid)
     assert m.truncated_mass_ > 1e-3
+
+
+def test_warns_when_triggering_collapses(small_city):
+    """Issue 13: a fit that finds fewer than one triggered event in a hundred says so (the threshold of
+    GridHawkes), naming the window it searched; the clustered city does not."""
+    df = rg.simulate(n_days=300, background_rate=8, theta=0.001, omega=0.2, sigma_m=100, extent_m=5000, seed=4)
+    ev = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(ev, resolution=9)
+    with pytest.warns(ConvergenceWarning, match=r"SEPP triggering collapsed \(theta .* < 0.01, mean delay"):
+        m = SEPP().fit(ev, grid)
+    assert m.theta_ < 0.01
+    _, ev_c, grid_c = small_city
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m = SEPP().fit(ev_c, grid_c)
+    assert m.theta_ > 0.2 and not [w for w in seen if "collapsed" in str(w.message)]
 
 
 def test_api_and_validation(small_city):
