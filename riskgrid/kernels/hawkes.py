@@ -169,7 +169,7 @@ def hawkes_estep(cell_ptr, typ, wt, stream_ptr, stream_t, stream_code, stream_w,
     pbg : (N,) float64
         Background responsibility ``x / lam`` of each event (0 where ``lam`` is 0).
     mu_num : (n_cells, K) float64
-        Weighted sum of background responsibilities ``mu / lambda`` per cell and type.
+        Weighted sum of background responsibilities ``x / lambda`` per cell and type.
     trig_num : (n_chunks, R + 1, K, K) float64
         Per chunk, weighted sum of trigger responsibilities by (ring, parent
         type, child type).

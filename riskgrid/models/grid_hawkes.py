@@ -222,9 +222,9 @@ class GridHawkes(SimulatedInterval, RiskModel):
         events/day, in the cell and at 200 m; README, Grid Hawkes model) the
         average theta is within 3 % of the truth in seven and -6 % in the
         eighth, the average omega within 4 % in all. Only the EM update
-        uses it: ``mu_``, :meth:`predict`,
-        :meth:`score` and ``log_likelihood_`` are the model's own. Ignored
-        with ``background="cell"`` (the per-cell MLE).
+        uses it: ``mu_``, :meth:`predict`, :meth:`score` and
+        ``log_likelihood_`` are the model's own. Ignored with
+        ``background="cell"`` (the per-cell MLE).
 
     Attributes
     ----------
@@ -817,10 +817,14 @@ class GridHawkes(SimulatedInterval, RiskModel):
     def _em_map(self, params, ctx, mstep=True):
         """E-step at ``params`` → (objective at params, EM update, intensities).
 
-        The objective is the exact log-likelihood, plus with the smoothed
-        background the log gamma prior of the backgrounds at the current
-        hyper-parameters ``ctx["prior"]``. ``mstep=False``: plain
-        log-likelihood, no update.
+        ``params`` is ``(mu, theta, omega, w, nu)``; ``nu``, the smoothed
+        background's prior strength of the previous update (0 with
+        ``background="cell"``), sets the E-step's own share
+        (:meth:`_own_share_rate`), and the update carries the newly fitted one.
+        The objective is the log-likelihood with those E-step intensities
+        (exact when the own share is 0), plus with the smoothed background the
+        log gamma prior of the backgrounds at the current hyper-parameters
+        ``ctx["prior"]``. ``mstep=False``: the exact log-likelihood, no update.
         """
         P, tau, window, K = ctx["P"], ctx["tau"], ctx["window"], ctx["K"]
         mu, theta, omega, w, nu_p = params
