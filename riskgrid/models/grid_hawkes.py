@@ -136,8 +136,11 @@ class GridHawkes(SimulatedInterval, RiskModel):
         its ring-``r`` cells in the grid). ``False``: the M-step of Mohler
         et al. (2015), as if every offspring were observed (``m_c = 1``, no
         time correction); it underestimates ``theta`` for short windows.
-    max_iter : int, default 200
-        Maximum number of EM iterations.
+    max_iter : int, default 500
+        Maximum number of EM iterations (EM maps evaluated). Most fits stop
+        within 100-200; with the smoothed background some sparse fits need up
+        to ~300 (one simulated year, ~20 events/day: median 118-148, at most
+        302 over 48 fits).
     tol : float, default 1e-6
         Stop when the relative change of the log-likelihood (plus log prior
         with the smoothed background), increased by the Aitken estimate of
@@ -344,7 +347,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
         spillover_rings: int = 1,
         cross_excitation: bool = False,
         edge_correction: bool = True,
-        max_iter: int = 200,
+        max_iter: int = 500,
         tol: float = 1e-6,
         time_window_days: float | None = None,
         background: str = "smoothed",
