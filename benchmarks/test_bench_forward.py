@@ -60,8 +60,8 @@ def _one_cell(omega):
     n_days = 30.0 * N_1D / 60_000 if omega > 1 else 50.0 * N_1D / 1_000
     rate = N_1D * 0.5 / n_days
     df = rg.simulate(n_days=n_days, background_rate=rate, theta=0.5, omega=omega, sigma_m=0, extent_m=1,
-                     n_hotspots=0, seed=5, start="1980-01-01")
-    ev = rg.EventSet.from_frame(df, category="category", year_range=(1970, 2100))
+                     n_hotspots=0, seed=5, start="1800-01-01")  # the 10-day scale spans ~137 years
+    ev = rg.EventSet.from_frame(df, category="category", year_range=(1700, 2300))
     return ev, rg.HexGrid.from_events(ev, resolution=9, buffer_rings=0)
 
 
@@ -72,7 +72,7 @@ class _PlainEM(GridHawkes):
 
     def _start_values(self, ctx):
         P, window = ctx["P"], ctx["window"]
-        return P.per_cell_type() / (2.0 * window), 0.5, 1.0 / max(min(window / 20.0, 7.0), 1e-3), np.ones(1)
+        return P.per_cell_type() / (2.0 * window), 0.5, 1.0 / max(min(window / 20.0, 7.0), 1e-3), np.ones(1), 0.0
 
 
 @pytest.mark.benchmark(group="hawkes-1d-convergence")

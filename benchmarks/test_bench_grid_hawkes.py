@@ -62,7 +62,7 @@ def _prepared_model(ev, grid):
     window = m.window_days_
     ctx = dict(P=P, tau=window - P.t, window=window, n_full=_ring_sizes(R), cross=False, K=1, lag=0.0, smooth=None,
                prior=None)
-    params = (m.mu_.T.copy(), m.theta_, m.omega_, m.w_.copy())
+    params = (m.mu_.T.copy(), m.theta_, m.omega_, m.w_.copy(), 0.0)  # nu 0: the plain E-step (smooth=None)
     return m, ctx, params
 
 
@@ -101,7 +101,7 @@ def test_em_iteration_naive_reference(benchmark, cities, n):
     m, ctx, params = _prepared_model(ev, grid)
     P = ctx["P"]
     occ, local, D = _dense_rings(P, grid)
-    mu, theta, omega, w = params
+    mu, theta, omega, w, _ = params
     mu_local = np.ascontiguousarray(mu[occ].T)
     n_in = P.n_in[occ]
     th = np.array([[theta]])
