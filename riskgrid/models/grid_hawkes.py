@@ -375,7 +375,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
         check_int("max_iter", self.max_iter, 1)
         check_number("tol", self.tol)
         check_number("time_window_days", self.time_window_days, allow_none=True, unit="days")
-        if not 0.0 <= float(self.background_self_weight) <= 1.0:
+        if check_number("background_self_weight", self.background_self_weight, 0.0, inclusive=True) > 1.0:
             raise ValueError(f"background_self_weight must be in [0, 1], got {self.background_self_weight!r}")
         if self.background not in _BACKGROUNDS:
             raise ValueError(f"background must be one of {_BACKGROUNDS}, got {self.background!r}")

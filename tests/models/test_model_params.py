@@ -12,6 +12,8 @@ from riskgrid.models import SEPP, CountHotspot, GridHawkes, KDEHotspot, Prospect
         (GridHawkes(max_iter=True), r"max_iter must be an integer >= 1, got True"),
         (GridHawkes(spillover_rings=11), r"spillover_rings must be an integer in 0..10 \(H3 rings\)"),
         (GridHawkes(tol=float("nan")), r"tol must be a finite number > 0"),
+        (GridHawkes(background_self_weight="half"), r"background_self_weight must be a finite number >= 0, got 'half'"),
+        (GridHawkes(background_self_weight=1.5), r"background_self_weight must be in \[0, 1\], got 1.5"),
         (SEPP(max_iter=True), r"max_iter must be an integer >= 1, got True"),
         (SEPP(bandwidth_m=True), r"bandwidth_m must be a finite number > 0 \(metres\) or None, got True"),
         (SEPP(max_days=np.inf), r"max_days must be a finite number > 0 \(days\) or None"),
