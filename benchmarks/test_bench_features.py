@@ -75,7 +75,7 @@ def test_panel_building(benchmark, chicago):
     cache = {}
     args = (ev, cell, grid, origins, 7.0, codes[:1], codes[1:], FeatureSpec(), float(ev.t[0]))
     build_features(*args, cache=cache)
-    X, names = benchmark(build_features, *args, cache=cache)
+    X, names, _ = benchmark(build_features, *args, cache=cache)
     benchmark.extra_info["panel_rows"] = int(X.shape[0] * X.shape[1])
     benchmark.extra_info["features"] = len(names)
 

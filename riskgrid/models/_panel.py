@@ -38,7 +38,6 @@ categories, each indicator category gets its own columns):
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,40 +167,21 @@ def _label(x: float) -> str:
 
 #: look-back windows (days) up to _RECENT_DAYS are "the past two weeks" in a feature's family, from _YEAR_DAYS "the past year"
 _RECENT_DAYS, _YEAR_DAYS = 14.0, 365.0
-_WINDOWED = re.compile(r"^target_(?:cnt|kde|pkde|eb)_(?:[0-9.]+m_)?(?P<w>[0-9.]+|all)d(?:_r[0-9]+)?$")
-_DECAYED = re.compile(r"^target_dec_(?P<w>[0-9.]+)d(?:_r1)?$")
-_INDICATOR = re.compile(r"^(?P<label>.+)_cnt_(?:[0-9.]+|all)d_r[0-9]+$")
 
 
-def feature_group(name: str) -> str:
-    """The family a feature of :func:`build_features` belongs to, in words (what a zone's explanation names).
+def target_family(days: float) -> str:
+    """The family of a target feature that looks back ``days`` (its window, or a decayed count's e-folding time).
 
-    Target features by the time scale they look at: their look-back window, or
-    for the decayed counts their e-folding time (up to 14 days: ``"incidents
-    of the forecast types in the past two weeks"``; up to a year: ``"... in
-    the past weeks to months"``; a year or more: ``"... in the past year and
-    longer"``); every column of one indicator category together
-    (``"<label> incidents"``);
-    ``"calendar"``, ``"cell area"`` and ``"covariates"`` for the rest.
-    Unknown names raise ``ValueError``.
+    Up to 14 days: ``"incidents of the forecast types in the past two
+    weeks"``; under a year: ``"... in the past weeks to months"``; a year or
+    more (and all history, ``inf``): ``"... in the past year and longer"``.
+    These are the words a zone's explanation names
+    (:meth:`~riskgrid.models.FeatureForecaster.feature_group_effects`).
     """
-    m = _WINDOWED.match(name) or _DECAYED.match(name)
-    if m:
-        w = math.inf if m["w"] == "all" else float(m["w"])
-        if w <= _RECENT_DAYS:
-            return "incidents of the forecast types in the past two weeks"
-        return ("incidents of the forecast types in the past weeks to months" if w < _YEAR_DAYS
-                else "incidents of the forecast types in the past year and longer")
-    if name in ("doy_sin", "doy_cos", "dow_sin", "dow_cos"):
-        return "calendar"
-    if name == "log_area_km2":
-        return "cell area"
-    if name.startswith("cov_"):
-        return "covariates"
-    m = _INDICATOR.match(name)
-    if m:
-        return f"{m['label']} incidents"
-    raise ValueError(f"{name!r} is not a feature name of build_features")
+    if days <= _RECENT_DAYS:
+        return "incidents of the forecast types in the past two weeks"
+    return ("incidents of the forecast types in the past weeks to months" if days < _YEAR_DAYS
+            else "incidents of the forecast types in the past year and longer")
 
 
 def _spread(values: np.ndarray, cmap) -> np.ndarray:
@@ -224,8 +204,14 @@ def build_features(
     covariates: np.ndarray | None = None,
     covariate_names: tuple = (),
     cache: dict | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    """Features ``(n_origins, n_cells, n_features)`` at ``origins`` (days, ascending) and their names.
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Features ``(n_origins, n_cells, n_features)`` at ``origins`` (days, ascending), their names and families.
+
+    A feature's family (what a zone's explanation names) is recorded where the
+    column is made: the target features by the time scale they look at
+    (:func:`target_family`), every column of one indicator category together
+    (``"<label> incidents"``), ``"calendar"``, ``"cell area"`` and
+    ``"covariates"``.
 
     Only events with ``t < origin`` enter a row (the kernels cut at the
     origin). ``data_start`` (days) is where the observed history begins: a
@@ -237,10 +223,12 @@ def build_features(
     cache = {} if cache is None else cache
     cols: list[np.ndarray] = []
     names: list[str] = []
+    families: list[str] = []
 
-    def add(block: np.ndarray, name: str):
+    def add(block: np.ndarray, name: str, family: str):
         cols.append(block)
         names.append(name)
+        families.append(family)
 
     def cmap(key, make):
         if key not in cache:
@@ -255,25 +243,25 @@ def build_features(
 
     win = tgt.windows(origins, spec.windows_days)
     for i, w in enumerate(spec.windows_days):
-        add(win[i] / span(w), f"target_cnt_{_label(w)}d_r0")
+        add(win[i] / span(w), f"target_cnt_{_label(w)}d_r0", target_family(w))
     rw = tgt.windows(origins, spec.ring_windows_days)
     for k in range(1, spec.rings + 1):
         spread = _spread(rw, cmap(("ring", k), lambda k=k: ring_map(grid, k)))
         for i, w in enumerate(spec.ring_windows_days):
-            add(spread[i] / span(w), f"target_cnt_{_label(w)}d_r{k}")
+            add(spread[i] / span(w), f"target_cnt_{_label(w)}d_r{k}", target_family(w))
     if spec.decay_days:
         dec = tgt.decayed(origins, spec.decay_days)
         ring1 = _spread(dec, cmap(("ring", 1), lambda: ring_map(grid, 1)))
         for i, tau in enumerate(spec.decay_days):
-            add(dec[i], f"target_dec_{tau:g}d")
-            add(dec[i] + ring1[i], f"target_dec_{tau:g}d_r1")
+            add(dec[i], f"target_dec_{tau:g}d", target_family(tau))
+            add(dec[i] + ring1[i], f"target_dec_{tau:g}d_r1", target_family(tau))
     bandwidths = spec.kde_bandwidths_m or tuple(round(f * cell_spacing_m(grid)) for f in (0.75, 1.5, 3.0))
     if bandwidths and spec.kde_windows_days:
         kw = tgt.windows(origins, spec.kde_windows_days)
         for h in bandwidths:
             sm = _spread(kw, cmap(("kde", float(h)), lambda h=h: gaussian_cell_map(grid, h)))
             for i, w in enumerate(spec.kde_windows_days):
-                add(sm[i] / span(w), f"target_kde_{h:g}m_{_label(w)}d")
+                add(sm[i] / span(w), f"target_kde_{h:g}m_{_label(w)}d", target_family(w))
     pbw = spec.point_kde_bandwidths_m or tuple(round(f * cell_spacing_m(grid)) for f in (0.5, 1.0))
     if pbw and spec.point_kde_windows_days:
         xy = cmap("event_xy", lambda: events.xy(grid.projection))
@@ -283,13 +271,13 @@ def build_features(
             pk = CellEvents(events.t[pairs[0][sel]], pairs[1][sel], events.weight[pairs[0][sel]] * pairs[2][sel], n_cells)
             pw = pk.windows(origins, spec.point_kde_windows_days)
             for i, w in enumerate(spec.point_kde_windows_days):
-                add(pw[i] / span(w), f"target_pkde_{h:g}m_{_label(w)}d")
+                add(pw[i] / span(w), f"target_pkde_{h:g}m_{_label(w)}d", target_family(w))
     if spec.shrunk_windows_days:
         smoother = cmap("smoother", lambda: _Smoother(grid, n_cells))
         sw = tgt.windows(origins, spec.shrunk_windows_days)
         for i, w in enumerate(spec.shrunk_windows_days):
             shrunk = np.stack([smoother.shrink(sw[i, o][:, None])[:, 0] for o in range(origins.size)])
-            add(shrunk / span(w), f"target_eb_{_label(w)}d")
+            add(shrunk / span(w), f"target_eb_{_label(w)}d", target_family(w))
     ring1_map = cmap(("ring", 1), lambda: ring_map(grid, 1))
     for code in indicator_codes if spec.indicator_windows_days else ():
         sel = events.codes == code
@@ -298,20 +286,20 @@ def build_features(
         r1 = _spread(iw, ring1_map)
         label = events.categories[int(code)]
         for i, w in enumerate(spec.indicator_windows_days):
-            add(iw[i] / span(w), f"{label}_cnt_{_label(w)}d_r0")
-            add((iw[i] + r1[i]) / span(w), f"{label}_cnt_{_label(w)}d_r1")
+            add(iw[i] / span(w), f"{label}_cnt_{_label(w)}d_r0", f"{label} incidents")
+            add((iw[i] + r1[i]) / span(w), f"{label}_cnt_{_label(w)}d_r1", f"{label} incidents")
     if spec.calendar:
         mid = EventSet.origin + pd.to_timedelta(origins + horizon_days / 2.0, unit="D")
         doy = (mid.day_of_year.to_numpy() - 1 + mid.hour.to_numpy() / 24.0) / 365.25
         dow = (mid.day_of_week.to_numpy() + mid.hour.to_numpy() / 24.0) / 7.0
         for nm, v in (("doy_sin", np.sin(2 * np.pi * doy)), ("doy_cos", np.cos(2 * np.pi * doy)),
                       ("dow_sin", np.sin(2 * np.pi * dow)), ("dow_cos", np.cos(2 * np.pi * dow))):
-            add(np.repeat(v[:, None], n_cells, axis=1), nm)
-    add(np.broadcast_to(np.log(grid.area_m2 / 1e6), (origins.size, n_cells)), "log_area_km2")
+            add(np.repeat(v[:, None], n_cells, axis=1), nm, "calendar")
+    add(np.broadcast_to(np.log(grid.area_m2 / 1e6), (origins.size, n_cells)), "log_area_km2", "cell area")
     if covariates is not None:
         for j, nm in enumerate(covariate_names):
-            add(np.broadcast_to(covariates[:, j], (origins.size, n_cells)), f"cov_{nm}")
-    return np.stack(cols, axis=-1), names
+            add(np.broadcast_to(covariates[:, j], (origins.size, n_cells)), f"cov_{nm}", "covariates")
+    return np.stack(cols, axis=-1), names, families
 
 
 def panel_labels(events: EventSet, cell: np.ndarray, n_cells: int, origins: np.ndarray, horizon_days: float,

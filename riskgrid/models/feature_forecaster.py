@@ -21,7 +21,7 @@ import numpy as np
 
 from ..metrics import hit_rate, n_flagged, poisson_loglik
 from ._base import RiskModel, check_int, check_number
-from ._panel import FeatureSpec, build_features, feature_group, panel_labels
+from ._panel import FeatureSpec, build_features, panel_labels
 
 __all__ = ["FeatureForecaster", "ESTIMATORS"]
 
@@ -152,6 +152,10 @@ class FeatureForecaster(RiskModel):
     Attributes
     ----------
     feature_names_ : list of str
+    feature_families_ : list of str
+        Each feature's family, in the order of ``feature_names_`` (the target
+        events by time scale, each indicator category, calendar, cell area,
+        covariates): what :meth:`feature_group_effects` changes together.
     estimator_ : str
         The estimator used (``"auto"`` resolved).
     validation_scores_ : dict
@@ -331,9 +335,9 @@ class FeatureForecaster(RiskModel):
             )
         if n_target < 10:
             raise ValueError(f"FeatureForecaster needs at least 10 target events in the grid to learn from, got {n_target:g}")
-        X, names = self._features(origins, events, cell, {})
+        X, names, families = self._features(origins, events, cell, {})
         y = panel_labels(events, cell, len(grid), origins, h, self.target_codes_)
-        self.feature_names_ = names
+        self.feature_names_, self.feature_families_ = names, families
         o_idx = np.repeat(np.arange(origins.size), len(grid))
         X2, y2 = X.reshape(-1, X.shape[-1]), y.reshape(-1)
         w2 = self._row_weights(X, names)
@@ -346,6 +350,7 @@ class FeatureForecaster(RiskModel):
         last_rows = o_idx >= max(0, origins.size - 4)
         return {
             "feature_names_": names,
+            "feature_families_": families,
             "panel_origins_": origins,
             "estimator_": choice,
             "validation_scores_": self.validation_scores_,
@@ -397,8 +402,8 @@ class FeatureForecaster(RiskModel):
         ``(x + a)^b``, and two offsets let the fit choose how strongly each
         window is shrunk. Then every column is standardised.
         """
-        names = self.feature_names_
-        self.log_cols_ = np.array([not (n.startswith(("doy_", "dow_", "log_area", "cov_"))) for n in names])
+        # counts and rates are log-transformed; the calendar terms, the log area and the covariates enter as they are
+        self.log_cols_ = np.array([f not in ("calendar", "cell area", "covariates") for f in self.feature_families_])
         m = X[:, self.log_cols_].mean(axis=0)
         self.offsets_ = np.where(m > 0, m, 1.0)
         T = self._transform_raw(X)
@@ -483,7 +488,7 @@ class FeatureForecaster(RiskModel):
 
     # -------------------------------------------------------------- predict
     def _predict(self, start_days, horizon_days):
-        X, _ = self._features(np.array([start_days]))
+        X = self._features(np.array([start_days]))[0]
         mu = self._predict_rows(self.models_, X[0])
         return mu * (horizon_days / self.horizon_days_)
 
@@ -528,7 +533,7 @@ class FeatureForecaster(RiskModel):
                 "use feature_importances_ for the trees"
             )
         idx = np.arange(len(self.grid_)) if cells is None else self._cell_positions(cells)
-        X, _ = self._features(np.array([s]))
+        X = self._features(np.array([s]))[0]
         T = self._transform(X[0][idx])
         glm = self.models_["glm"]
         parts = T * glm.coef_
@@ -550,8 +555,8 @@ class FeatureForecaster(RiskModel):
         """How much each family of features raises the forecast of a set of cells (a zone): a factor.
 
         Works with every estimator: for each family of features
-        (:func:`~riskgrid.models._panel.feature_group`: the target events by
-        time scale, each indicator category, the cell area, the covariates),
+        (:attr:`feature_families_`: the target events by time scale, each
+        indicator category, the cell area, the covariates),
         the features of ``cells`` are set to their average over every cell of
         the grid at ``start`` and the model predicts again. The factor is the
         cells' summed forecast over the summed forecast with that family at
@@ -585,7 +590,7 @@ class FeatureForecaster(RiskModel):
         if labels is not None and len(labels) != idx.size:
             raise ValueError(f"labels must give one label per cell: {len(labels)} labels for {idx.size} cells")
         X = self._features(np.array([s]))[0][0]
-        groups = np.array([feature_group(n) for n in self.feature_names_], dtype=object)
+        groups = np.array(self.feature_families_, dtype=object)
         varying = [g for g in dict.fromkeys(groups)  # a family the same in every cell explains no place
                    if not np.all(X[:, groups == g] == X[:1, groups == g])]
         average = X.mean(axis=0)

@@ -73,9 +73,9 @@ def test_features_ignore_events_at_or_after_origin(sim_city):
     origins = np.array([o - 20.0, o])
     codes = np.arange(len(events.categories))
     spec = FeatureSpec()
-    X1, names = build_features(events, cell, grid, origins, 7.0, codes[:1], codes[1:], spec, float(events.t[0]))
+    X1, names, _ = build_features(events, cell, grid, origins, 7.0, codes[:1], codes[1:], spec, float(events.t[0]))
     past = events.between(None, o)
-    X2, _ = build_features(past, grid.assign(past), grid, origins, 7.0, codes[:1], codes[1:], spec, float(events.t[0]))
+    X2, _, _ = build_features(past, grid.assign(past), grid, origins, 7.0, codes[:1], codes[1:], spec, float(events.t[0]))
     # equal up to the rounding of the prefix sums (a leaked event would move a feature by ~1e-4 or more)
     np.testing.assert_allclose(X1, X2, rtol=1e-8, atol=1e-12)
     assert len(names) == X1.shape[-1]
@@ -99,7 +99,7 @@ def test_shrunk_count_feature_matches_reference():
     spec = FeatureSpec(windows_days=(), ring_windows_days=(), rings=0, decay_days=(), kde_windows_days=(),
                        point_kde_windows_days=(), indicator_windows_days=(), calendar=False,
                        shrunk_windows_days=(28.0, np.inf))
-    X, names = build_features(events, cell, grid, origins, 7.0, codes, codes[:0], spec, t0)
+    X, names, _ = build_features(events, cell, grid, origins, 7.0, codes, codes[:0], spec, t0)
     assert names == ["target_eb_28d", "target_eb_alld", "log_area_km2"]
     D = ring_matrix(grid.cells, 4)
     n_ring = np.stack([(D == r).sum(axis=1) for r in range(1, 5)], axis=1)
@@ -257,10 +257,11 @@ def test_feature_forecaster_uses_indicators(two_type_city):
     assert not np.array_equal(m.predict(end, 7).values, only.predict(end, 7).values)
 
 
-@pytest.mark.parametrize("name, family", [
+_FAMILIES = [
     ("target_cnt_7d_r0", "incidents of the forecast types in the past two weeks"),
+    ("target_cnt_14d_r1", "incidents of the forecast types in the past two weeks"),
     ("target_dec_14d_r1", "incidents of the forecast types in the past two weeks"),
-    ("target_cnt_28d_r2", "incidents of the forecast types in the past weeks to months"),
+    ("target_cnt_28d_r1", "incidents of the forecast types in the past weeks to months"),
     ("target_dec_60d", "incidents of the forecast types in the past weeks to months"),
     ("target_kde_261m_364.5d", "incidents of the forecast types in the past weeks to months"),
     ("target_kde_522m_365d", "incidents of the forecast types in the past year and longer"),
@@ -269,25 +270,44 @@ def test_feature_forecaster_uses_indicators(two_type_city):
     ("CRIMINAL DAMAGE_cnt_28d_r1", "CRIMINAL DAMAGE incidents"),
     ("target_2_cnt_7d_r0", "target_2 incidents"),  # an indicator whose label starts like the target columns
     ("dow_cos", "calendar"), ("log_area_km2", "cell area"), ("cov_bars", "covariates"),
-])
-def test_feature_group_names_each_family(name, family):
-    from riskgrid.models._panel import feature_group
-
-    assert feature_group(name) == family
+]
 
 
-def test_feature_group_rejects_unknown_names():
-    from riskgrid.models._panel import feature_group
+def test_build_features_records_each_family():
+    """Every column's family is recorded where build_features makes it: the target features by their time scale
+    (window or e-folding time: up to 14 days, under a year, a year or more), each indicator category's columns
+    together (even one whose label starts like the target columns), calendar, cell area, covariates."""
+    df = rg.simulate(n_days=60, background_rate=6, categories=["T", "CRIMINAL DAMAGE", "target_2"],
+                     category_probs=[0.5, 0.3, 0.2], seed=4)
+    events = rg.EventSet.from_frame(df, category="category")
+    grid = rg.HexGrid.from_events(events, resolution=9)
+    codes = np.array([events.categories.index(c) for c in ("T", "CRIMINAL DAMAGE", "target_2")])
+    spec = FeatureSpec(windows_days=(7.0,), ring_windows_days=(14.0, 28.0), rings=1, decay_days=(14.0, 60.0),
+                       kde_bandwidths_m=(261.0, 522.0), kde_windows_days=(364.5, 365.0),
+                       point_kde_bandwidths_m=(174.0,), point_kde_windows_days=(np.inf,),
+                       indicator_windows_days=(7.0, 28.0), shrunk_windows_days=(np.inf,))
+    t0 = float(events.t[0])
+    X, names, families = build_features(events, grid.assign(events), grid, t0 + np.array([30.0, 50.0]), 7.0,
+                                        codes[:1], codes[1:], spec, t0, np.ones((len(grid), 1)), ("bars",))
+    assert len(names) == len(families) == X.shape[-1]
+    fam = dict(zip(names, families))
+    for name, family in _FAMILIES:
+        assert fam[name] == family, name
+    assert {f for n, f in fam.items() if n.startswith("target_2_")} == {"target_2 incidents"}
+    assert set(families) == {f for _, f in _FAMILIES}
 
-    with pytest.raises(ValueError, match="not a feature name"):
-        feature_group("target_something")
+
+def test_fitted_forecaster_keeps_the_families(two_type_city):
+    ev, grid = two_type_city
+    m = FeatureForecaster(estimator="glm").fit(ev, grid, end=ev.t[0] + 800, target="T")
+    assert len(m.feature_families_) == len(m.feature_names_)
+    assert dict(zip(m.feature_names_, m.feature_families_))["I_cnt_28d_r1"] == "I incidents"
+    assert not m.log_cols_[m.feature_names_.index("log_area_km2")] and m.log_cols_[0]
 
 
 def test_feature_group_effects_equal_a_naive_glm_recomputation(two_type_city):
     """A zone's factor per family equals exp(intercept + coef . T(x)) summed over the zone, recomputed by hand
     with that family's raw features set to the grid's average, over the same sum with the zone's own features."""
-    from riskgrid.models._panel import feature_group
-
     ev, grid = two_type_city
     end = ev.t[0] + 800
     m = FeatureForecaster(estimator="glm").fit(ev, grid, end=end, target="T")
@@ -302,7 +322,7 @@ def test_feature_group_effects_equal_a_naive_glm_recomputation(two_type_city):
         T = np.hstack([np.log(Z + 0.05 * m.offsets_), np.log(Z + m.offsets_), rows[:, ~m.log_cols_]])
         return np.exp(glm.intercept_ + ((T - m.mean_) / m.scale_) @ glm.coef_).sum()
 
-    families = np.array([feature_group(n) for n in m.feature_names_])
+    families = np.array(m.feature_families_)
     assert "calendar" not in eff.index  # the same in every cell: left out
     assert set(eff.index) == set(families) - {"calendar"}
     assert "I incidents" in eff.index
