@@ -66,9 +66,13 @@ def _one_cell(omega):
 
 
 class _PlainEM(GridHawkes):
-    """Reference: plain EM (no SQUAREM) from the old fixed start (mean delay min(window / 20, 7) days)."""
+    """Reference: plain EM (no SQUAREM) from the old fixed start (mean delay min(window / 20, 7) days).
+
+    The exact one-cell profile of the defaults is switched off: this reference iterates EM maps.
+    """
 
     _accelerate = False
+    _one_cell_profile = False
 
     def _start_values(self, ctx):
         P, window = ctx["P"], ctx["window"]
