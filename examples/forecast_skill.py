@@ -78,7 +78,7 @@ def models_for(families: list[str]) -> dict:
         for r in (1, 2):
             for wk in (4, 8, 16):
                 out[f"Prospective r={r} {wk}wk"] = make_model("ProspectiveHotspot", bandwidth_rings=r, window_weeks=wk)
-        out["GridHawkes r=0"] = make_model("GridHawkes", spillover_rings=0)
+        out["GridHawkes r=0"] = make_model("GridHawkes", spillover_rings=0, warm_start=True)
     if "ff" in families:
         out["FeatureForecaster"] = make_model("FeatureForecaster")
     if "ffauto" in families:
