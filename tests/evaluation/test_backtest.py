@@ -296,6 +296,25 @@ def test_cli_backtest_writes_outputs(tmp_path):
     assert r.exit_code == 1 and "horizon" in r.output and "allowed" in r.output
 
 
+def test_cli_backtest_runs_the_feature_forecaster(tmp_path):
+    """`riskgrid backtest` takes FeatureForecaster from the config like any model and scores it at every origin."""
+    from click.testing import CliRunner
+
+    from riskgrid.cli import main
+
+    text = CONFIG.format(extra="").replace("train_days = 50\n", "")
+    pro = '[models.pro]\nname = "ProspectiveHotspot"\nparams = { bandwidth_rings = 1, window_weeks = 4 }'
+    assert pro in text
+    text = text.replace(pro, '[models.ff]\nname = "FeatureForecaster"\nparams = { panel_days = 60.0, min_history_days = 7.0, max_rows = 20000 }')
+    cfg = tmp_path / "bt.toml"
+    cfg.write_text(text)
+    r = CliRunner().invoke(main, ["backtest", str(cfg), "--quiet"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_parquet(tmp_path / "bt_out" / "backtest.parquet")
+    ff = table[table.model == "ff"]
+    assert len(ff) == 2 * 2 and (ff["error"] == "").all() and ff["loglik"].notna().all()
+
+
 class FailsLate(CountHotspot):
     """Raises when fitted after a given day (to test on_error)."""
 
