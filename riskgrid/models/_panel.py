@@ -216,7 +216,8 @@ def build_features(
     Only events with ``t < origin`` enter a row (the kernels cut at the
     origin). ``data_start`` (days) is where the observed history begins: a
     look-back window reaching before it is divided by its observed length.
-    ``cache`` (a dict kept by the caller) holds grid maps between calls.
+    ``cache`` (a dict kept by the caller, one per event set) holds grid maps
+    and the target events' point-KDE pairs between calls.
     """
     origins = np.ascontiguousarray(origins, dtype=np.float64)
     n_cells = len(grid)
@@ -264,11 +265,14 @@ def build_features(
                 add(sm[i] / span(w), f"target_kde_{h:g}m_{_label(w)}d", target_family(w))
     pbw = spec.point_kde_bandwidths_m or tuple(round(f * cell_spacing_m(grid)) for f in (0.5, 1.0))
     if pbw and spec.point_kde_windows_days:
-        xy = cmap("event_xy", lambda: events.xy(grid.projection))
+        # pairs of the target events only (the indicators have no point KDE): indices into the target events
+        tgt_idx = np.flatnonzero(is_target)
+        key = tuple(int(c) for c in np.sort(target_codes))
+        xy = cmap(("target_xy", key), lambda: tuple(v[tgt_idx] for v in events.xy(grid.projection)))
         for h in pbw:
-            pairs = cmap(("pkde", float(h)), lambda h=h: point_kde_pairs(xy, cell, grid, float(h)))
-            sel = is_target[pairs[0]]
-            pk = CellEvents(events.t[pairs[0][sel]], pairs[1][sel], events.weight[pairs[0][sel]] * pairs[2][sel], n_cells)
+            pairs = cmap(("pkde", float(h), key), lambda h=h: point_kde_pairs(xy, cell[tgt_idx], grid, float(h)))
+            e = tgt_idx[pairs[0]]
+            pk = CellEvents(events.t[e], pairs[1], events.weight[e] * pairs[2], n_cells)
             pw = pk.windows(origins, spec.point_kde_windows_days)
             for i, w in enumerate(spec.point_kde_windows_days):
                 add(pw[i] / span(w), f"target_pkde_{h:g}m_{_label(w)}d", target_family(w))
