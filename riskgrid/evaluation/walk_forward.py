@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import warnings
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -48,8 +49,35 @@ _META = (
     "predict_seconds",
     "interval_seconds",
 )
-#: the non-metric columns of a backtest table (besides ``error`` and extra metrics)
+#: the non-metric columns of a backtest table (besides ``error``, ``warnings`` and extra metrics)
 META_COLUMNS = _META
+#: longest text kept in the ``error`` and ``warnings`` columns (characters)
+_TEXT_LIMIT = 500
+
+
+def _warning_text(caught) -> str:
+    """The distinct warnings of one model at one origin, ``"Category: message"`` joined by ``" | "``."""
+    texts = dict.fromkeys(f"{w.category.__name__}: {' '.join(str(w.message).split())}" for w in caught)
+    return " | ".join(texts)[:_TEXT_LIMIT]
+
+
+def _report_warnings(df: pd.DataFrame) -> None:
+    """One warning per model that warned: at how many origins, and the first origin's warnings.
+
+    The per-origin warnings were recorded in the ``warnings`` column instead of
+    being shown once per origin (a 181-origin backtest of a model that warns
+    at every fit printed 181 near-identical messages).
+    """
+    first = df.drop_duplicates(["model", "origin"])
+    for name, g in first.groupby("model", sort=False):
+        warned = g[g["warnings"] != ""]
+        if len(warned):
+            warnings.warn(
+                f"backtest: model {name!r} warned at {len(warned)} of {len(g)} origins (each origin's warnings are in "
+                f"the table's 'warnings' column); first, at {warned['origin'].iloc[0]}: {warned['warnings'].iloc[0]}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 #: interval levels whose calibration a backtest reports by default (``interval_coverage_50``, ``interval_coverage_90``)
@@ -137,19 +165,21 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
         t0 = time.perf_counter()
         error = ""
         try:
-            model.fit(train, grid, end=t, target=target)
-            t1 = time.perf_counter()
-            risk = model.predict(t, horizon_days)
-            t2 = time.perf_counter()
-            r = risk_values(risk, n_cells)
-            cal = _calibration(model, risk, r, observed, t, horizon_days, calibration) if calibration else {}
-            t3 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.fit(train, grid, end=t, target=target)
+                t1 = time.perf_counter()
+                risk = model.predict(t, horizon_days)
+                t2 = time.perf_counter()
+                r = risk_values(risk, n_cells)
+                cal = _calibration(model, risk, r, observed, t, horizon_days, calibration) if calibration else {}
+                t3 = time.perf_counter()
         except Exception as exc:
             if on_error == "raise":  # add where it happened, keep the type
                 if hasattr(exc, "add_note"):
                     exc.add_note(f"(backtest: model {name!r} at origin {origin_ts})")
                 raise
-            error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+            error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:_TEXT_LIMIT]
             log.warning("backtest: model %r failed at origin %s: %s", name, origin_ts, error)
             t1 = t2 = t3 = time.perf_counter()
             r = None
@@ -184,6 +214,7 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
                 "predict_seconds": t2 - t1,
                 "interval_seconds": t3 - t2,
                 "error": error,
+                "warnings": _warning_text(caught),
             }
             row.update(cal)
             row.update(extras)
@@ -318,7 +349,11 @@ def backtest(
         ``n_events`` (observed in the window, in the grid),
         ``n_train_events``, ``fit_seconds``, ``predict_seconds``,
         ``interval_seconds``, ``error``
-        (empty unless ``on_error="skip"`` caught a failure) and the
+        (empty unless ``on_error="skip"`` caught a failure), ``warnings``
+        (the distinct warnings the model raised while fitting and forecasting
+        at that origin, ``"Category: message"`` joined by ``" | "``; empty if
+        none: they are recorded here instead of shown at every origin, and
+        one warning per model that warned says at how many origins) and the
         ``extra_metrics`` columns, then the interval columns
         (``interval_coverage_50``, ``interval_coverage_90``, ``crps``,
         ``interval_method``). Hit-rate metrics are NaN for windows
@@ -369,7 +404,8 @@ def backtest(
     for k, f in extra_metrics.items():
         if not callable(f):
             raise TypeError(f"extra_metrics[{k!r}] must be callable (risk, observed, grid) -> float")
-        if k in METRICS or k in _META or k == "error" or (calibration and k in interval_columns(calibration[0])):
+        if k in METRICS or k in _META or k in ("error", "warnings") or (
+                calibration and k in interval_columns(calibration[0])):
             raise ValueError(f"extra metric name {k!r} clashes with a standard column")
     if categories is not None:
         events = events.select(categories)
@@ -409,7 +445,7 @@ def backtest(
 
         jobs = tqdm(jobs, total=origins.size, desc="backtest origins", unit="origin")
     rows = [r for chunk in jobs for r in chunk]
-    cols = list(_META[:6]) + list(METRICS) + list(_META[6:]) + ["error"] + list(extra_metrics)
+    cols = list(_META[:6]) + list(METRICS) + list(_META[6:]) + ["error", "warnings"] + list(extra_metrics)
     if calibration:
         cols += interval_columns(calibration[0]) + ["interval_method"]
     df = pd.DataFrame(rows, columns=cols)
@@ -431,6 +467,7 @@ def backtest(
         "n_sims": None if calibration is None else calibration[1],
         "seed": None if calibration is None else calibration[2],
     }
+    _report_warnings(df)
     return df
 
 

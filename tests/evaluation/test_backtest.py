@@ -343,6 +343,41 @@ def test_on_error_skip_keeps_going(city):
     assert s[(s.model == "late") & (s.metric == "hit_rate")].n_paired.iloc[0] == 1
 
 
+class WarnsEveryFit(CountHotspot):
+    """Warns at every fit, with the end of the fit in the message (to test the warnings column)."""
+
+    def _fit(self, events, grid, cell, end_days):
+        import warnings
+
+        from riskgrid.errors import ConvergenceWarning
+
+        warnings.warn(f"slow at day {end_days:.0f}\n  (second line)", ConvergenceWarning)
+        warnings.warn(f"slow at day {end_days:.0f}\n  (second line)", ConvergenceWarning)  # the same again
+        warnings.warn("odd", UserWarning)
+        super()._fit(events, grid, cell, end_days)
+
+
+def test_warnings_are_recorded_per_origin_and_reported_once_per_model(city):
+    """A model's warnings go to the table's `warnings` column (distinct ones, per origin), and the backtest raises
+    one warning per model that warned, naming how many origins and the first origin's warnings."""
+    import warnings
+
+    _, events, grid = city
+    t0 = _origin0(events)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = rg.backtest({"quiet": CountHotspot(window_days=50), "noisy": WarnsEveryFit(window_days=50)}, events, grid,
+                         t0, t0 + 21, step_days=7, horizon_days=7, train_days=50, zones=None, progress=False)
+    assert [str(w.message).split(" warned")[0] for w in caught] == ["backtest: model 'noisy'"]
+    assert caught[0].category is RuntimeWarning and "warned at 3 of 3 origins" in str(caught[0].message)
+    assert "ConvergenceWarning: slow at day" in str(caught[0].message)
+    assert (df[df.model == "quiet"].warnings == "").all()
+    noisy = df[df.model == "noisy"].drop_duplicates("origin")
+    for t, text in zip(noisy.origin_days, noisy.warnings):
+        assert text == f"ConvergenceWarning: slow at day {t:.0f} (second line) | UserWarning: odd"
+    assert rg.summarize(df, reference="quiet") is not None  # the text column does not disturb the summary
+
+
 @pytest.mark.filterwarnings("ignore::riskgrid.errors.ConvergenceWarning")
 def test_interval_calibration_columns_match_naive_recount(city):
     """Coverage of the 50 % / 90 % intervals (randomized PIT) and CRPS per origin and model equal a naive
