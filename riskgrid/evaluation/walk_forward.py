@@ -8,8 +8,10 @@ are in :mod:`riskgrid.evaluation.summary`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 import time
 import warnings
 from typing import Callable, Mapping, Sequence
@@ -53,6 +55,22 @@ _META = (
 META_COLUMNS = _META
 #: longest text kept in the ``error`` and ``warnings`` columns (characters)
 _TEXT_LIMIT = 500
+
+
+@contextlib.contextmanager
+def _recording_warnings():
+    """Record the warnings of the block into the list it yields - in a process's main thread only.
+
+    Python's warning capture is process-wide state, not thread-safe: in a
+    thread (a Dask worker's task) the block's warnings pass through as usual
+    and the list stays empty.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
 
 
 def _warning_text(caught) -> str:
@@ -165,8 +183,7 @@ def _run_origin(models, events, cell, grid, t, horizon_days, train_days, coverag
         t0 = time.perf_counter()
         error = ""
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with _recording_warnings() as caught:
                 model.fit(train, grid, end=t, target=target)
                 t1 = time.perf_counter()
                 risk = model.predict(t, horizon_days)
@@ -353,7 +370,9 @@ def backtest(
         (the distinct warnings the model raised while fitting and forecasting
         at that origin, ``"Category: message"`` joined by ``" | "``; empty if
         none: they are recorded here instead of shown at every origin, and
-        one warning per model that warned says at how many origins) and the
+        one warning per model that warned says at how many origins; in a
+        thread other than the main one, e.g. a Dask worker's task, they are
+        shown as usual and not recorded) and the
         ``extra_metrics`` columns, then the interval columns
         (``interval_coverage_50``, ``interval_coverage_90``, ``crps``,
         ``interval_method``). Hit-rate metrics are NaN for windows

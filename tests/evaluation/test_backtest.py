@@ -430,3 +430,27 @@ def test_interval_calibration_columns_match_naive_recount(city):
     assert "crps" not in off.columns
     with pytest.raises(ValueError, match="interval_levels"):
         rg.backtest({"count": CountHotspot()}, events, grid, t0, t0 + 7, interval_levels=(0.9, 1.2))
+
+
+def test_warnings_pass_through_in_a_thread(city):
+    """Outside the main thread (a Dask worker's task) warnings are not captured (process-wide, not thread-safe
+    state): they reach the caller's filters as usual and the column stays empty."""
+    import threading
+    import warnings
+
+    _, events, grid = city
+    t0 = _origin0(events)
+    out = {}
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out["df"] = rg.backtest({"noisy": WarnsEveryFit(window_days=50)}, events, grid, t0, t0 + 7, step_days=7,
+                                    horizon_days=7, train_days=50, zones=None, progress=False)
+        out["caught"] = caught
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    assert (out["df"].warnings == "").all()
+    assert {w.category.__name__ for w in out["caught"]} == {"ConvergenceWarning", "UserWarning"}
