@@ -71,6 +71,20 @@ def _kill(pid) -> bool:
         return False
 
 
+def _settle(client, n=2, timeout=60):
+    """Let the nannies finish restarting the last killed workers before the cluster closes.
+
+    Closing a nanny whose new process has not started yet fails inside distributed ("can only join a started
+    process"): a race of the teardown, not of the batch. On a loaded machine a nanny may instead give up on a
+    worker killed while it was starting (the batch then reports NoWorkers); it then has no process to join, so
+    the timeout is not a failure either.
+    """
+    try:
+        client.wait_for_workers(n, timeout=timeout)
+    except TimeoutError:  # distributed's WorkerStartTimeoutError is one
+        pass
+
+
 def test_kill_storm_with_nannies_ends_with_every_job_complete_or_reported(city):
     """SIGKILL every worker process every ~0.5 s while the nannies restart them, until the batch returns."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -87,10 +101,7 @@ def test_kill_storm_with_nannies_ends_with_every_job_complete_or_reported(city):
             time.sleep(0.5)
         th.join(max(1.0, deadline - time.monotonic()))
         assert not th.is_alive(), f"run_jobs hung after {kills} kills"
-        # let the nannies finish restarting the last killed workers before the cluster closes: closing a
-        # nanny whose new process has not started yet fails inside distributed ("can only join a started
-        # process"), a race of the teardown, not of the batch
-        client.wait_for_workers(2, timeout=120)
+        _settle(client)
         assert "exc" not in box, box.get("exc")
         res = box["res"]
         assert kills >= 2
