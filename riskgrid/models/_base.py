@@ -102,6 +102,9 @@ def check_number(name: str, value, lo: float = 0.0, inclusive: bool = False, all
 
 #: ``units`` of a forecast of expected counts (every model but the score models, e.g. NearRepeat)
 COUNT_UNITS = "expected events per cell in the forecast window"
+#: a branching ratio (theta) below this counts as collapsed triggering: fewer than one event in a hundred
+#: triggered, the forecast is the background alone (GridHawkes and SEPP warn)
+THETA_COLLAPSED = 1e-2
 
 
 def risk_dataarray(

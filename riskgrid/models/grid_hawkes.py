@@ -21,7 +21,7 @@ from ..events import EventSet
 from ..kernels.forward import simulate_grid_forward
 from ..kernels.hawkes import (background_count_variance, cell_trigger_sums, gamma_log_prior, hawkes_estep, one_cell_mle,
                               one_cell_trigger_sums, spread_to_neighbours, trigger_sum_em)
-from ._base import RiskModel, check_int, check_number
+from ._base import THETA_COLLAPSED, RiskModel, check_int, check_number
 from ._hawkes_data import (_LOG_NU_BOUNDS, _Prepared, _ring_sizes, _Smoother, _estep_work, gap_mixture_rate,
                            time_resolution_days)
 from .uncertainty import SimulatedInterval, simulation_setup
@@ -43,8 +43,6 @@ _RESIDUAL_FACTOR = 100.0
 _FEW_PARAMS = 8
 #: a prior strength within this factor of its upper bound is the smoothed background's runaway (warning)
 _NU_RUNAWAY = 0.99
-#: a branching ratio below this counts as collapsed triggering (warning)
-_THETA_COLLAPSED = 1e-2
 #: EM steps on the trigger sums (omega fixed) before a start candidate is scored
 _START_STEPS = 100
 #: ... of which this many rank the candidates (the best two then get all of them)
@@ -60,13 +58,13 @@ _WARM_CHECK_LOG_RATIO = float(np.log(3.0))
 def _param_change(p, q):
     """Largest relative change of theta and omega between two parameter tuples.
 
-    Theta's change is taken relative to at least ``_THETA_COLLAPSED`` (a theta
+    Theta's change is taken relative to at least ``THETA_COLLAPSED`` (a theta
     vanishing geometrically does not keep EM going).
     """
     a = np.append(np.ravel(p[1]), p[2])
     b = np.append(np.ravel(q[1]), q[2])
     floor = np.full(a.size, 1e-12)
-    floor[:-1] = _THETA_COLLAPSED
+    floor[:-1] = THETA_COLLAPSED
     return float(np.max(np.abs(b - a) / np.maximum(np.abs(a), floor)))
 
 
@@ -82,7 +80,7 @@ def _residual(p, F, n_full):
     th, th2 = np.ravel(th), np.ravel(th2)
     parts = (
         float(np.sum(np.abs(mu2 - mu)) / max(float(np.sum(mu)), 1e-300)),
-        float(np.sum(np.abs(th2 - th)) / max(float(np.sum(th)), _THETA_COLLAPSED)),
+        float(np.sum(np.abs(th2 - th)) / max(float(np.sum(th)), THETA_COLLAPSED)),
         abs(om2 - om) / om,
         float(np.sum(n_full * np.abs(np.asarray(w2) - np.asarray(w)))),
         abs(nu2 - nu) / nu if nu > 0 else 0.0,  # the smoothed background's prior strength
@@ -568,9 +566,9 @@ class GridHawkes(SimulatedInterval, RiskModel):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        elif self.branching_ratio_ < _THETA_COLLAPSED:
+        elif self.branching_ratio_ < THETA_COLLAPSED:
             warnings.warn(
-                f"GridHawkes triggering collapsed (branching ratio {self.branching_ratio_:.2g} < {_THETA_COLLAPSED:g}): "
+                f"GridHawkes triggering collapsed (branching ratio {self.branching_ratio_:.2g} < {THETA_COLLAPSED:g}): "
                 "no self-excitation found at this grid scale, the forecast is the background alone. Try "
                 "spillover_rings=2 or 3 (offspring landing in neighbouring cells), a coarser grid resolution or "
                 "a longer time_window_days; riskgrid.knox tells whether the data cluster in space and time at all",
@@ -589,7 +587,7 @@ class GridHawkes(SimulatedInterval, RiskModel):
                 stacklevel=3,
             )
         res = self.time_resolution_days_
-        if self.branching_ratio_ >= _THETA_COLLAPSED and res > 0 and 1.0 / self.omega_ < res:
+        if self.branching_ratio_ >= THETA_COLLAPSED and res > 0 and 1.0 / self.omega_ < res:
             warnings.warn(
                 f"GridHawkes fitted mean delay {1440.0 / self.omega_:.3g} minutes (beyond min_lag_minutes="
                 f"{self.min_lag_minutes:g}) is shorter than the timestamps' resolution ({res * 1440:g} minutes): "

@@ -59,7 +59,7 @@ from ..kernels import sepp as K
 from ..kernels.spatial import build_hash_grid
 from ..bands import check_band_edges
 from ..seasonal import DAY_NAMES, MONTH_NAMES, Calendar, check_seasonality, seasonal_factor
-from ._base import RiskModel, check_int, check_number
+from ._base import THETA_COLLAPSED, RiskModel, check_int, check_number
 from ._sepp_sim import SEPPSimulation, _mixture_profile, start_values  # noqa: F401 (public names kept here)
 
 __all__ = ["SEPP"]
@@ -79,9 +79,6 @@ _SIGMA_SCALE = 5.0
 #: years on block-level data)
 _MAX_DERIVED_DAYS = 60.0
 _MAX_DERIVED_DISTANCE_M = 2000.0
-#: theta below this counts as collapsed triggering (warning; the threshold of GridHawkes: fewer than one event
-#: in a hundred triggered, the forecast is the background)
-_THETA_COLLAPSED = 1e-2
 #: largest acceptable truncated trigger mass
 _MASS_TOL = 1e-3
 #: raster step of the binned KDE is bandwidth / _KDE_OVERSAMPLE (at most _KDE_MAX_PIXELS pixels)
@@ -735,9 +732,9 @@ class SEPP(SEPPSimulation, RiskModel):
         self.sigma_m_ = state["sigma"]
         self.max_days_, self.max_distance_m_ = md, mr
         self.truncated_mass_ = float(math.exp(-self.omega_ * md) + math.exp(-mr * mr / (2 * self.sigma_m_**2)))
-        if self.theta_ < _THETA_COLLAPSED:
+        if self.theta_ < THETA_COLLAPSED:
             warnings.warn(
-                f"SEPP triggering collapsed (theta {self.theta_:.2g} < {_THETA_COLLAPSED:g}, mean delay "
+                f"SEPP triggering collapsed (theta {self.theta_:.2g} < {THETA_COLLAPSED:g}, mean delay "
                 f"{1.0 / self.omega_:.3g} days): no self-excitation found within max_days={md:g} and "
                 f"max_distance_m={mr:g}; the forecast is the background alone. Check riskgrid.knox for space-time "
                 "clustering and pass max_days / max_distance_m from its profile (or fit a longer history)",
